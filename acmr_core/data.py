@@ -1,0 +1,187 @@
+"""Cross-modal datasets: paired image features v_i, text features t_i and labels y_i.
+
+A dataset is n pairs o_i = (v_i, t_i) with a label y_i (an integer class, or a multi-hot row for
+multi-label data), each assigned to one split: "train", "val" or "test". The validation split is
+carved from the training split (`carve_validation`), so that epochs and hyperparameters are chosen
+without ever looking at test.
+
+Datasets are a registry: a module in `acmr_core/datasets/` decorates a loader with
+`@register_dataset("name")`, and `load_dataset("name", **options)` finds it.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """A data file or folder is unusable; the message names the file and the problem."""
+
+
+@dataclass
+class CrossModalDataset:
+    """Paired features, labels and splits; raw items are optional.
+
+    image_features: (n, d_v) float32, the V of the paper (one row per item).
+    text_features:  (n, d_t) float32, the T of the paper.
+    labels:         (n,) int64 class indices, or (n, c) multi-hot {0,1} for multi-label data.
+    split:          (n,) array of "train" / "val" / "test".
+    images:         optional raw images, anything indexable giving a PIL image (for display and search).
+    captions:       optional raw texts, one per item.
+    info:           identity of the dataset and encoders (JSON-safe), recorded in checkpoints;
+                    info["source"] (a file or folder) names the data in error messages.
+    attributes:     optional per-item nuisance attributes, name -> array of n (not in checkpoints).
+    """
+
+    name: str
+    image_features: np.ndarray
+    text_features: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    split: np.ndarray
+    images: Any = None
+    captions: Sequence[str] | None = None
+    info: dict = field(default_factory=dict)
+    encoders: dict = field(default_factory=dict)  # {"image": Encoder, "text": Encoder} when raw items exist
+    attributes: dict = field(default_factory=dict)  # optional per-item arrays (n,), e.g. shapes' "colour", for analysis
+
+    def __post_init__(self) -> None:
+        self.image_features = np.ascontiguousarray(self.image_features, dtype=np.float32)
+        self.text_features = np.ascontiguousarray(self.text_features, dtype=np.float32)
+        self.labels = np.asarray(self.labels)
+        self.split = np.asarray(self.split).astype(str)
+        validate(self, source=self.info.get("source", self.name))
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+    def subset(self, split: str) -> dict[str, np.ndarray]:
+        """Image features, text features and labels of one split."""
+        idx = self.indices(split)
+        return {"image": self.image_features[idx], "text": self.text_features[idx], "labels": self.labels[idx], "index": idx}
+
+    def label_matrix(self) -> np.ndarray:
+        """Labels as an (n, c) multi-hot float matrix, whatever their storage."""
+        if self.multilabel:
+            return self.labels.astype(np.float32)
+        return np.eye(self.num_classes, dtype=np.float32)[self.labels]
+
+
+def validate(ds: CrossModalDataset, source: str) -> None:
+    """Raise DataError naming `source` if the arrays disagree, hold NaNs or labels are out of range."""
+    n_v, n_t, n_y, n_s = len(ds.image_features), len(ds.text_features), len(ds.labels), len(ds.split)
+    if ds.image_features.ndim != 2 or ds.text_features.ndim != 2:
+        raise DataError(f"{source}: image and text features must be 2-D arrays (items x dims), got shapes "
+                        f"{ds.image_features.shape} and {ds.text_features.shape}")
+    if not n_v == n_t == n_y == n_s:
+        raise DataError(f"{source}: row counts disagree: {n_v} image rows, {n_t} text rows, {n_y} labels, {n_s} split entries")
+    if n_v == 0:
+        raise DataError(f"{source}: the dataset is empty")
+    for what, arr in (("image features", ds.image_features), ("text features", ds.text_features)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DataError(f"{source}: {what} contain {int(bad.sum())} NaN or infinite values (first at row {row})")
+    c = len(ds.class_names)
+    if c < 2:
+        raise DataError(f"{source}: need at least 2 classes, got {c}")
+    if ds.labels.ndim == 1:
+        if not np.issubdtype(ds.labels.dtype, np.integer):
+            raise DataError(f"{source}: labels must be integers, got {ds.labels.dtype}")
+        if ds.labels.min() < 0 or ds.labels.max() >= c:
+            raise DataError(f"{source}: labels must lie in 0..{c - 1} for {c} classes, found {ds.labels.min()}..{ds.labels.max()}")
+    elif ds.labels.ndim == 2:
+        if ds.labels.shape[1] != c:
+            raise DataError(f"{source}: multi-hot labels have {ds.labels.shape[1]} columns for {c} classes")
+        if not np.isin(ds.labels, (0, 1)).all():
+            raise DataError(f"{source}: multi-hot labels must be 0 or 1")
+    else:
+        raise DataError(f"{source}: labels must be 1-D class indices or a 2-D multi-hot matrix")
+    unknown = set(np.unique(ds.split)) - set(SPLITS)
+    if unknown:
+        raise DataError(f"{source}: unknown split names {sorted(unknown)}; use {list(SPLITS)}")
+    for s in ("train", "test"):
+        if not (ds.split == s).any():
+            raise DataError(f"{source}: the '{s}' split is empty")
+
+
+def carve_validation(split: np.ndarray, labels: np.ndarray, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Move a stratified `fraction` of the training items into a "val" split (deterministic under `seed`).
+
+    The test split is never touched. Does nothing if a validation split already exists.
+    """
+    split = np.asarray(split).astype("<U5").copy()
+    if (split == "val").any() or fraction <= 0:
+        return split
+    rng = np.random.default_rng(seed)
+    train = np.flatnonzero(split == "train")
+    strata = labels[train] if labels.ndim == 1 else labels[train].argmax(1)
+    for c in np.unique(strata):
+        members = train[strata == c]
+        take = int(round(len(members) * fraction))
+        if take:
+            split[rng.choice(members, size=take, replace=False)] = "val"
+    return split
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+DATASETS: dict[str, Callable[..., CrossModalDataset]] = {}
+
+
+def register_dataset(name: str):
+    """Decorator: make a loader available as `load_dataset(name, **options)`."""
+
+    def wrap(fn):
+        DATASETS[name] = fn
+        return fn
+
+    return wrap
+
+
+def _discover() -> None:
+    from . import datasets as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+
+
+def available_datasets() -> list[str]:
+    _discover()
+    return sorted(DATASETS)
+
+
+def load_dataset(name: str, **options) -> CrossModalDataset:
+    """Load a registered dataset, e.g. `load_dataset("wikipedia", data_dir="../shared/data/wikipedia")`."""
+    _discover()
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset '{name}'; available: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](**options)
+
+
+def require_dir(data_dir: str | Path | None, dataset: str) -> Path:
+    if data_dir is None:
+        raise DataError(f"dataset '{dataset}' needs a data folder (--data-dir DIR)")
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder (dataset '{dataset}')")
+    return path

@@ -1,0 +1,91 @@
+"""Retrieval metrics (vectorised) and the modality probe.
+
+Protocol (the paper's): every test item of one modality queries all test items of the other modality,
+ranked by cosine similarity; relevant = same label (any shared label for multi-label data).
+mAP@all ranks the whole gallery; mAP@k averages precision over the relevant items within the top k,
+divided by the number of relevant items retrieved there (the convention of the public ACMR code).
+Always say which protocol a number is.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+METRICS = ("cosine", "l2")
+
+
+def similarity(queries: np.ndarray, gallery: np.ndarray, metric: str = "cosine") -> torch.Tensor:
+    """(n_q, n_g) scores, higher = closer: cosine similarity, or the negative L2 distance."""
+    q = torch.as_tensor(np.asarray(queries), dtype=torch.float32)
+    g = torch.as_tensor(np.asarray(gallery), dtype=torch.float32)
+    if metric == "cosine":
+        q = torch.nn.functional.normalize(q, dim=1)
+        g = torch.nn.functional.normalize(g, dim=1)
+        return q @ g.T
+    if metric == "l2":
+        return -torch.cdist(q, g)
+    raise ValueError(f"unknown metric '{metric}'; choose one of {METRICS}")
+
+
+def relevance(y_q: np.ndarray, y_g: np.ndarray) -> torch.Tensor:
+    """(n_q, n_g) bool: query and gallery item share a label."""
+    y_q, y_g = torch.as_tensor(np.asarray(y_q)), torch.as_tensor(np.asarray(y_g))
+    if y_q.ndim == 1:
+        return y_q[:, None] == y_g[None, :]
+    return (y_q.float() @ y_g.float().T) > 0
+
+
+def ranked_relevance(scores: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    return torch.gather(rel, 1, order).float()
+
+
+def average_precision(scores: torch.Tensor, rel: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    """AP of each query (row). With k, only the top k count and AP divides by the relevant ones found there."""
+    r = ranked_relevance(scores, rel)
+    if k is not None:
+        r = r[:, :k]
+    hits = r.cumsum(1)
+    ranks = torch.arange(1, r.shape[1] + 1, dtype=torch.float32)
+    n_rel = r.sum(1)
+    ap = (hits / ranks * r).sum(1) / n_rel.clamp(min=1)
+    return torch.where(n_rel > 0, ap, torch.zeros_like(ap))
+
+
+def mean_average_precision(queries, gallery, y_q, y_g, k: int | None = None, metric: str = "cosine") -> float:
+    """mAP of queries against the gallery: k=None is mAP@all."""
+    return float(average_precision(similarity(queries, gallery, metric), relevance(y_q, y_g), k).mean())
+
+
+def precision_at_k(queries, gallery, y_q, y_g, k: int = 10, metric: str = "cosine") -> float:
+    r = ranked_relevance(similarity(queries, gallery, metric), relevance(y_q, y_g))[:, :k]
+    return float(r.mean())
+
+
+def retrieval_scores(img: np.ndarray, txt: np.ndarray, y: np.ndarray, k: int | None = None,
+                     metric: str = "cosine") -> dict[str, float]:
+    """Both directions and their mean: Img2Txt (image queries, text gallery) and Txt2Img."""
+    i2t = mean_average_precision(img, txt, y, y, k, metric)
+    t2i = mean_average_precision(txt, img, y, y, k, metric)
+    return {"img2txt": i2t, "txt2img": t2i, "avg": (i2t + t2i) / 2}
+
+
+def modality_probe(img: np.ndarray, txt: np.ndarray, seed: int = 0, folds: int = 3) -> float:
+    """Balanced accuracy of a fresh logistic regression predicting modality from common-space features,
+    cross-validated. 0.5 = the space is modality-invariant; 1.0 = images and texts are fully separable."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    x = np.concatenate([img, txt]).astype(np.float64)
+    m = np.r_[np.zeros(len(img)), np.ones(len(txt))]
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    clf = LogisticRegression(max_iter=2000)
+    return float(cross_val_score(clf, x, m, cv=cv, scoring="balanced_accuracy").mean())
+
+
+def modality_gap(img: np.ndarray, txt: np.ndarray) -> float:
+    """Distance between the centroids of the L2-normalised image and text embeddings (Liang et al., 2022)."""
+    def unit(a):
+        return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+    return float(np.linalg.norm(unit(img).mean(0) - unit(txt).mean(0)))

@@ -1,0 +1,108 @@
+"""The ACMR networks: two feature projectors f_V, f_T into the common space S, a label classifier on S,
+and a modality classifier D behind a gradient reversal layer (GRL)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ACMRConfig
+
+
+class GradReverse(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by -γ (Ganin & Lempitsky's GRL)."""
+
+    @staticmethod
+    def forward(ctx, x, gamma):
+        ctx.gamma = float(gamma)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.gamma * grad, None
+
+
+def grad_reverse(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    return GradReverse.apply(x, gamma)
+
+
+def grl_weight(progress: float, schedule: str = "dann", gamma_max: float = 1.0) -> float:
+    """γ at training progress p in [0, 1]. DANN: γ_p = 2/(1+exp(-10p)) - 1."""
+    p = min(max(progress, 0.0), 1.0)
+    if schedule == "dann":
+        return gamma_max * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
+    if schedule == "linear":
+        return gamma_max * p
+    return gamma_max
+
+
+def mlp(sizes: list[int], act=nn.Tanh, last_act: bool = True, dropout: float = 0.0) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        last = i == len(sizes) - 2
+        if not last or last_act:
+            layers.append(act())
+        if dropout and not last:
+            layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class ACMR(nn.Module):
+    """f_V: d_v → hidden → m, f_T: d_t → hidden → m (tanh), label classifier m → c, D: m → 50 → 2."""
+
+    def __init__(self, d_v: int, d_t: int, num_classes: int, cfg: ACMRConfig):
+        super().__init__()
+        self.d_v, self.d_t, self.num_classes = d_v, d_t, num_classes
+        self.image_proj = mlp([d_v, *cfg.image_layers, cfg.common_dim], dropout=cfg.dropout)   # f_V(v; θ_V)
+        self.text_proj = mlp([d_t, *cfg.text_layers, cfg.common_dim], dropout=cfg.dropout)     # f_T(t; θ_T)
+        self.label_clf = nn.Linear(cfg.common_dim, num_classes)                                # θ_imd
+        self.modality_clf = mlp([cfg.common_dim, *cfg.disc_layers, 2], act=nn.ReLU, last_act=False)  # D(·; θ_D)
+        # input standardisation (set from the training split by `set_input_stats`; identity until then)
+        for name, d in (("v", d_v), ("t", d_t)):
+            self.register_buffer(f"{name}_mean", torch.zeros(d))
+            self.register_buffer(f"{name}_std", torch.ones(d))
+
+    def set_input_stats(self, v: torch.Tensor, t: torch.Tensor) -> None:
+        """z-score inputs with the training split's statistics (stored in the checkpoint with the weights)."""
+        for name, x in (("v", v), ("t", t)):
+            getattr(self, f"{name}_mean").copy_(x.mean(0))
+            getattr(self, f"{name}_std").copy_(x.std(0).clamp(min=1e-6))
+
+    def project_image(self, v: torch.Tensor) -> torch.Tensor:
+        """f_V(v): image features → common space."""
+        return self.image_proj((v - self.v_mean) / self.v_std)
+
+    def project_text(self, t: torch.Tensor) -> torch.Tensor:
+        """f_T(t): text features → common space."""
+        return self.text_proj((t - self.t_mean) / self.t_std)
+
+    @torch.no_grad()
+    def embed(self, features, modality: str, batch: int = 4096):
+        """Numpy features of one modality → numpy common-space embeddings (eval mode, no gradient)."""
+        import numpy as np
+
+        was = self.training
+        self.eval()
+        proj = self.project_image if modality == "image" else self.project_text
+        dev = self.v_mean.device
+        out = [proj(torch.as_tensor(np.asarray(features[i:i + batch]), dtype=torch.float32, device=dev)).cpu().numpy()
+               for i in range(0, len(features), batch)]
+        self.train(was)
+        return np.concatenate(out) if out else np.zeros((0, self.label_clf.in_features), np.float32)
+
+    def projector_parameters(self):
+        """θ_V, θ_T and θ_imd: what the embedding step updates."""
+        for m in (self.image_proj, self.text_proj, self.label_clf):
+            yield from m.parameters()
+
+    def projector_weights(self):
+        """The projector weight matrices W_v^l, W_t^l that L_reg penalises."""
+        return [m.weight for proj in (self.image_proj, self.text_proj) for m in proj if isinstance(m, nn.Linear)]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

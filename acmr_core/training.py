@@ -1,0 +1,281 @@
+"""Training ACMR: the minimax game between the feature projectors and the modality classifier.
+
+Each mini-batch (v, t, y):
+  1. projector step: S_V = f_V(v), S_T = f_T(t);
+       total = α·L_imi + β·L_imd + w·L_reg + L_adv(D(GRL_γ(S_V)), D(GRL_γ(S_T)))
+     One backward pass: the GRL hands the projectors -γ·∇L_adv, so they *ascend* L_adv (fool D) while they
+     descend L_emb. Only θ_V, θ_T, θ_imd are stepped here.
+  2. every k-th step, a discriminator step: L_adv on detached S_V, S_T with the true modality labels
+     (image = 0, text = 1); only θ_D is stepped.
+The trainer emits events to listeners (step, epoch, status); it never draws anything itself. It can be
+paused, resumed and stopped from another thread. The best epoch is chosen on validation mAP, never on test.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import losses as L
+from .config import ACMRConfig
+from .data import CrossModalDataset, carve_validation
+from .metrics import modality_gap, modality_probe, retrieval_scores
+from .model import ACMR, grad_reverse, grl_weight, pick_device
+
+
+@dataclass
+class StepEvent:
+    epoch: int
+    step: int
+    global_step: int
+    total_steps: int
+    losses: dict            # imd, imi, reg, adv, emb, total (floats)
+    disc_acc: float         # modality classifier accuracy on this batch (0.5 = fooled)
+    grl: float              # γ at this step
+    kind: str = "step"
+
+
+@dataclass
+class EpochEvent:
+    epoch: int              # 0 = before training
+    epochs: int
+    val: dict               # mAP@all on validation: img2txt, txt2img, avg
+    probe: float | None     # modality probe (balanced accuracy) on validation embeddings
+    gap: float              # modality gap on validation embeddings
+    seconds: float          # wall time of this epoch
+    elapsed: float          # wall time since start
+    best_epoch: int
+    snapshot: dict | None = None  # {"image": (s, m), "text": (s, m), "labels": (s,), "index": (s,)} for maps
+    kind: str = "epoch"
+
+
+@dataclass
+class StatusEvent:
+    state: str              # running, paused, stopped, finished, failed
+    message: str = ""
+    kind: str = "status"
+
+
+@dataclass
+class TrainResult:
+    model: ACMR
+    config: ACMRConfig
+    best_epoch: int
+    best_val: dict
+    history: list = field(default_factory=list)   # one dict per epoch
+    train_seconds: float = 0.0
+    epochs_run: int = 0
+    stopped: bool = False
+    error: str | None = None
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+class Trainer:
+    """Trains ACMR on `dataset` with `config`; `run()` blocks, `start()` runs in a daemon thread."""
+
+    def __init__(self, dataset: CrossModalDataset, config: ACMRConfig | None = None,
+                 listeners: list[Callable] | None = None):
+        self.cfg = (config or ACMRConfig()).validate()
+        self.ds = dataset
+        self.listeners = list(listeners or [])
+        self.device = pick_device(self.cfg.device)
+        if not (dataset.split == "val").any():
+            dataset.split = carve_validation(dataset.split, dataset.labels, self.cfg.val_fraction, self.cfg.seed)
+        self.train_idx = dataset.indices("train")
+        self.val_idx = dataset.indices("val") if (dataset.split == "val").any() else dataset.indices("train")
+        torch.manual_seed(self.cfg.seed)
+        self.model = ACMR(dataset.image_features.shape[1], dataset.text_features.shape[1],
+                          dataset.num_classes, self.cfg).to(self.device)
+        self.v, self.t, self.y = (self._tensor(dataset.image_features[self.train_idx]),
+                                  self._tensor(dataset.text_features[self.train_idx]),
+                                  torch.as_tensor(dataset.labels[self.train_idx], device=self.device))
+        if self.cfg.standardize:
+            self.model.set_input_stats(self.v, self.t)
+        self.opt_g = torch.optim.Adam(self.model.projector_parameters(), lr=self.cfg.lr)
+        self.opt_d = torch.optim.Adam(self.model.modality_clf.parameters(), lr=self.cfg.lr_disc)
+        rng = np.random.default_rng(self.cfg.seed)
+        s = min(self.cfg.snapshot_size, len(self.val_idx))
+        self.snapshot_idx = np.sort(rng.choice(self.val_idx, size=s, replace=False)) if s else None
+        self._rng = rng
+        self._pause = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.state = "ready"
+        self.result: TrainResult | None = None
+
+    # --- control (safe from any thread) ------------------------------------------------------------
+    def add_listener(self, fn: Callable) -> None:
+        self.listeners.append(fn)
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, daemon=True, name="acmr-trainer")
+        self._thread.start()
+        return self._thread
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self._pause.set()
+
+    def resume(self) -> None:
+        self._pause.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pause.clear()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread:
+            self._thread.join(timeout)
+
+    # --- internals ---------------------------------------------------------------------------------
+    def _tensor(self, a) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
+
+    def _emit(self, event) -> None:
+        for fn in list(self.listeners):
+            fn(event)
+
+    def _status(self, state: str, message: str = "") -> None:
+        self.state = state
+        self._emit(StatusEvent(state, message))
+
+    def _wait_if_paused(self) -> None:
+        if self._pause.is_set():
+            self._status("paused", "training paused")
+            while self._pause.is_set() and not self._stop.is_set():
+                time.sleep(0.05)
+            if not self._stop.is_set():
+                self._status("running", "training resumed")
+
+    def train_step(self, v: torch.Tensor, t: torch.Tensor, y: torch.Tensor, gamma: float, step: int) -> tuple[dict, float]:
+        """One projector step (and, every k-th step, one discriminator step). Returns (losses, D accuracy)."""
+        cfg, m = self.cfg, self.model
+        sv, st = m.project_image(v), m.project_text(t)
+        zero = sv.sum() * 0.0
+        imd = L.label_loss(m.label_clf(sv), m.label_clf(st), y) if cfg.use_label else zero
+        imi = L.triplet_loss(sv, st, y, cfg.lam, cfg.mu, cfg.triplet_sampler) if cfg.use_triplet else zero
+        reg = L.reg_loss(m.projector_weights())
+        emb = cfg.alpha * imi + cfg.beta * imd + cfg.reg_weight * reg
+        if cfg.use_adversarial:
+            adv, acc = L.adversarial_loss(m.modality_clf(grad_reverse(sv, gamma)), m.modality_clf(grad_reverse(st, gamma)))
+        else:
+            adv, acc = zero, torch.tensor(float("nan"))
+        total = emb + adv
+        values = {"imd": imd.item(), "imi": imi.item(), "reg": reg.item(), "adv": adv.item(),
+                  "emb": emb.item(), "total": total.item()}
+        if not all(np.isfinite(x) for x in values.values()) or abs(values["total"]) > cfg.max_loss:
+            bad = [k for k, x in values.items() if not np.isfinite(x)] or ["total"]
+            raise TrainingDiverged(f"the loss {'became NaN or infinite' if not np.isfinite(values['total']) else 'exploded'} "
+                                   f"({', '.join(bad)} = {values[bad[0]]:.4g})")
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(list(m.projector_parameters()), cfg.max_grad_norm)
+        self.opt_g.step()
+        if cfg.use_adversarial and step % cfg.k == 0:
+            d_loss, acc = L.adversarial_loss(m.modality_clf(sv.detach()), m.modality_clf(st.detach()))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+        return values, float(acc)
+
+    def evaluate_val(self) -> tuple[dict, float | None, float, dict | None, int]:
+        ds, m = self.ds, self.model
+        img = m.embed(ds.image_features[self.val_idx], "image")
+        txt = m.embed(ds.text_features[self.val_idx], "text")
+        val = retrieval_scores(img, txt, ds.labels[self.val_idx])
+        epoch = len(self.history)
+        probe = None
+        if self.cfg.probe_every and epoch % self.cfg.probe_every == 0:
+            probe = modality_probe(img, txt, seed=self.cfg.seed)
+        snap = None
+        if self.snapshot_idx is not None:
+            pos = np.searchsorted(self.val_idx, self.snapshot_idx)
+            snap = {"image": img[pos], "text": txt[pos], "labels": ds.labels[self.snapshot_idx], "index": self.snapshot_idx}
+        return val, probe, modality_gap(img, txt), snap, epoch
+
+    def _record_epoch(self, epoch: int, t_epoch: float, t0: float) -> None:
+        val, probe, gap, snap, _ = self.evaluate_val()
+        if val["avg"] > self.best_val.get("avg", -1):
+            self.best_val, self.best_epoch = val, epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        self.last_good = copy.deepcopy(self.model.state_dict())
+        elapsed = time.perf_counter() - t0
+        self.history.append({"epoch": epoch, "val_img2txt": val["img2txt"], "val_txt2img": val["txt2img"],
+                             "val_avg": val["avg"], "probe": probe, "gap": gap, "seconds": time.perf_counter() - t_epoch,
+                             **{f"loss_{k}": v for k, v in self._epoch_losses.items()}})
+        self._emit(EpochEvent(epoch, self.cfg.epochs, val, probe, gap, time.perf_counter() - t_epoch, elapsed,
+                               self.best_epoch, snap))
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        n, bs = len(self.train_idx), cfg.batch_size
+        steps_per_epoch = max(1, n // bs) if n >= bs else 1
+        total_steps = steps_per_epoch * cfg.epochs
+        self.history, self.best_val, self.best_epoch, self._epoch_losses = [], {}, 0, {}
+        self.best_state = self.last_good = copy.deepcopy(self.model.state_dict())
+        error, epoch = None, 0
+        t0 = time.perf_counter()
+        self._status("running", "training started")
+        self._record_epoch(0, t0, t0)
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                t_epoch = time.perf_counter()
+                perm = self._rng.permutation(n)
+                sums: dict[str, float] = {}
+                for s in range(steps_per_epoch):
+                    self._wait_if_paused()
+                    if self._stop.is_set():
+                        break
+                    idx = torch.as_tensor(perm[s * bs:(s + 1) * bs], device=self.device)
+                    g = (epoch - 1) * steps_per_epoch + s
+                    gamma = grl_weight(g / max(1, total_steps - 1), cfg.grl_schedule, cfg.grl_max)
+                    values, acc = self.train_step(self.v[idx], self.t[idx], self.y[idx], gamma, g)
+                    for k_, x in values.items():
+                        sums[k_] = sums.get(k_, 0.0) + x
+                    self._emit(StepEvent(epoch, s + 1, g + 1, total_steps, values, acc, gamma))
+                if self._stop.is_set():
+                    epoch -= 1
+                    break
+                self._epoch_losses = {k_: x / steps_per_epoch for k_, x in sums.items()}
+                self._record_epoch(epoch, t_epoch, t0)
+        except TrainingDiverged as e:
+            self.model.load_state_dict(self.last_good)
+            error = (f"Training stopped at epoch {epoch}: {e}. The model was rolled back to the last good state "
+                     f"(end of epoch {epoch - 1}). Try a lower learning rate (lr={cfg.lr:g}) or smaller loss weights.")
+            epoch -= 1
+        seconds = time.perf_counter() - t0
+        if error is None:
+            self.model.load_state_dict(self.best_state)
+        self.result = TrainResult(self.model, cfg, self.best_epoch, self.best_val, self.history, seconds,
+                                  epoch, self._stop.is_set(), error)
+        if error:
+            self._status("failed", error)
+        elif self._stop.is_set():
+            self._status("stopped", f"stopped after epoch {epoch}; kept the best epoch ({self.best_epoch}) on validation")
+        else:
+            self._status("finished", f"finished {epoch} epochs in {seconds:.1f} s; best epoch on validation: {self.best_epoch}")
+        return self.result
+
+
+def train(dataset: CrossModalDataset, config: ACMRConfig | None = None, listeners=None) -> TrainResult:
+    """Train ACMR and return the model of the best validation epoch."""
+    return Trainer(dataset, config, listeners).run()
+
+
+def evaluate(model: ACMR, dataset: CrossModalDataset, split: str = "test", k: int | None = None,
+             metric: str = "cosine") -> dict:
+    """Retrieval scores of `split` (both directions and their mean) under one protocol."""
+    idx = dataset.indices(split)
+    img = model.embed(dataset.image_features[idx], "image")
+    txt = model.embed(dataset.text_features[idx], "text")
+    return retrieval_scores(img, txt, dataset.labels[idx], k=k, metric=metric)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create or update the virtual environment at .venv (idempotent: reinstalls only when a requirements file changed).
+#   scripts/setup.sh          the app's packages
+#   scripts/setup.sh --dev    plus test tools, and Debian's Chromium for the browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dev=0; [ "${1:-}" = "--dev" ] && dev=1
+req=requirements.txt; [ $dev = 1 ] && req=requirements-dev.txt
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PY --version)"
+  $PY -m venv .venv
+fi
+stamp=.venv/.installed-$(cat requirements.txt "$req" | sha1sum | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  echo "[setup] installing $req into .venv (first time: a few minutes)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
+  touch "$stamp"
+fi
+if [ $dev = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "[setup] installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  else
+    echo "[setup] /usr/bin/chromium is missing and cannot be installed here: browser tests will be skipped" >&2
+  fi
+fi

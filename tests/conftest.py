@@ -1,0 +1,36 @@
+"""Shared fixtures: a small synthetic cross-modal dataset, and the shared Wikipedia benchmark when present."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from acmr_core.data import CrossModalDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+WIKI = ROOT.parent / "shared" / "data" / "wikipedia"
+
+
+def make_synthetic(n: int = 300, classes: int = 5, d_v: int = 20, d_t: int = 12, noise: float = 1.0,
+                   seed: int = 0, test_fraction: float = 0.3) -> CrossModalDataset:
+    """Pairs whose image and text features are noisy copies of per-class centroids in two different spaces."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    cv, ct = rng.normal(size=(classes, d_v)) * 2, rng.normal(size=(classes, d_t)) * 2
+    v = cv[y] + noise * rng.normal(size=(n, d_v)) + 3.0      # an offset, so the raw spaces differ
+    t = ct[y] + noise * rng.normal(size=(n, d_t))
+    split = np.where(rng.random(n) < test_fraction, "test", "train")
+    return CrossModalDataset("synthetic", v, t, y.astype(np.int64), [f"c{i}" for i in range(classes)], split)
+
+
+@pytest.fixture
+def synthetic():
+    return make_synthetic()
+
+
+@pytest.fixture
+def wiki_dir():
+    if not (WIKI / "raw_features.mat").is_file():
+        pytest.skip(f"the shared Wikipedia benchmark is not at {WIKI}")
+    return WIKI

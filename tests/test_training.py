@@ -1,0 +1,140 @@
+"""The trainer: determinism, control from another thread, events, NaN handling, validation never test."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from acmr_core.config import ACMRConfig
+from acmr_core.training import EpochEvent, StatusEvent, StepEvent, Trainer, evaluate, train
+from conftest import make_synthetic
+
+FAST = dict(epochs=4, probe_every=0, image_layers=[64], text_layers=[64], common_dim=32)
+
+
+def test_deterministic_under_a_seed():
+    r1 = train(make_synthetic(), ACMRConfig(seed=3, **FAST))
+    r2 = train(make_synthetic(), ACMRConfig(seed=3, **FAST))
+    r3 = train(make_synthetic(), ACMRConfig(seed=4, **FAST))
+    for a, b in zip(r1.model.state_dict().values(), r2.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [h["loss_total"] for h in r1.history[1:]] == [h["loss_total"] for h in r2.history[1:]]
+    assert any(not torch.equal(a, b) for a, b in zip(r1.model.state_dict().values(), r3.model.state_dict().values()))
+
+
+def test_learns_and_emits_events():
+    events = []
+    ds = make_synthetic()
+    result = train(ds, ACMRConfig(seed=0, epochs=6, probe_every=1, snapshot_size=20), listeners=[events.append])
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    status = [e.state for e in events if isinstance(e, StatusEvent)]
+    assert status[0] == "running" and status[-1] == "finished"
+    assert [e.epoch for e in epochs] == list(range(0, 7))
+    assert steps[-1].global_step == steps[-1].total_steps == len(steps)
+    assert set(steps[0].losses) == {"imd", "imi", "reg", "adv", "emb", "total"}
+    assert 0 <= steps[-1].disc_acc <= 1 and 0 < steps[-1].grl <= 1
+    assert epochs[-1].snapshot["image"].shape == (20, 200) and 0.4 <= epochs[-1].probe <= 1
+    # it learns: test mAP well above the chance level (~0.2 for 5 balanced classes)
+    assert evaluate(result.model, ds)["avg"] > 0.6
+    assert result.best_val["avg"] == max(h["val_avg"] for h in result.history)
+
+
+def test_triplet_loss_converges():
+    r = train(make_synthetic(), ACMRConfig(seed=0, epochs=8, probe_every=0, use_label=False, use_adversarial=False))
+    assert r.history[-1]["loss_imi"] < 0.7 * r.history[1]["loss_imi"]
+
+
+def test_grl_at_full_strength_stays_finite():
+    """Public code saw NaN losses with the reversal layer right before the loss; ours stays finite."""
+    r = train(make_synthetic(), ACMRConfig(seed=0, epochs=5, probe_every=0, grl_schedule="constant", grl_max=5.0, k=1))
+    assert r.error is None and all(np.isfinite(h["loss_total"]) for h in r.history[1:])
+
+
+def test_best_epoch_never_looks_at_test():
+    """Scrambling the test split's features and labels changes nothing in training or model choice."""
+    a, b = make_synthetic(), make_synthetic()
+    test = b.indices("test")
+    rng = np.random.default_rng(9)
+    b.image_features[test] = rng.normal(size=b.image_features[test].shape)
+    b.labels[test] = rng.permutation(b.labels[test])
+    ra, rb = train(a, ACMRConfig(seed=0, **FAST)), train(b, ACMRConfig(seed=0, **FAST))
+    assert ra.best_epoch == rb.best_epoch
+    assert [h["val_avg"] for h in ra.history] == [h["val_avg"] for h in rb.history]
+    assert (a.split == "val").sum() > 0 and not np.any((a.split == "val") & (make_synthetic().split == "test"))
+
+
+def test_nan_stops_training_and_keeps_last_good_state():
+    ds = make_synthetic()
+    tr = Trainer(ds, ACMRConfig(seed=0, epochs=5, probe_every=0))
+    good = {}
+
+    def poison(e):
+        if isinstance(e, EpochEvent) and e.epoch == 2:
+            good.update({k: v.clone() for k, v in tr.model.state_dict().items()})
+        if isinstance(e, StepEvent) and e.epoch == 3 and e.step == 2:
+            with torch.no_grad():
+                tr.model.image_proj[0].weight.fill_(float("nan"))
+
+    tr.add_listener(poison)
+    result = tr.run()
+    assert result.error and "NaN" in result.error and "epoch 3" in result.error
+    assert tr.state == "failed"
+    assert result.epochs_run == 2
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, good[k]), k
+        assert torch.isfinite(v).all()
+
+
+def test_exploding_loss_is_stopped():
+    result = train(make_synthetic(), ACMRConfig(seed=0, epochs=3, probe_every=0, max_loss=1e-3))
+    assert result.error and "exploded" in result.error
+
+
+def test_pause_resume_stop_from_another_thread():
+    ds = make_synthetic(n=600)
+    states = []
+    tr = Trainer(ds, ACMRConfig(seed=0, epochs=200, probe_every=0),
+                 listeners=[lambda e: states.append(e.state) if isinstance(e, StatusEvent) else None])
+    tr.start()
+    deadline = time.time() + 20
+    while not tr.history or len(tr.history) < 2:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    tr.pause()
+    time.sleep(0.3)
+    assert tr.state == "paused"
+    n = len(tr.history)
+    time.sleep(0.3)
+    assert len(tr.history) == n            # nothing moves while paused
+    tr.resume()
+    time.sleep(0.3)
+    tr.stop()
+    tr.join(10)
+    assert not tr._thread.is_alive()
+    assert states[:3] == ["running", "paused", "running"] and states[-1] == "stopped"
+    assert tr.result.stopped and tr.result.epochs_run < 200
+    assert isinstance(threading.current_thread(), threading.Thread)
+
+
+def test_evaluate_uses_every_test_item():
+    from acmr_core.metrics import retrieval_scores
+
+    ds = make_synthetic()
+    r = train(ds, ACMRConfig(seed=0, **FAST))
+    idx = ds.indices("test")
+    want = retrieval_scores(r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text"),
+                            ds.labels[idx])
+    assert evaluate(r.model, ds) == pytest.approx(want)
+    assert len(idx) == (make_synthetic().split == "test").sum()
+
+
+@pytest.mark.slow
+def test_wikipedia_beats_chance(wiki_dir):
+    from acmr_core.data import load_dataset
+
+    ds = load_dataset("wikipedia", data_dir=wiki_dir)
+    r = train(ds, ACMRConfig(seed=0, epochs=5, probe_every=0))
+    s = evaluate(r.model, ds)
+    assert s["img2txt"] > 0.18 and s["txt2img"] > 0.15   # chance is about 0.12
