@@ -23,7 +23,7 @@ def _f(default, meaning, **kw):
 class ACMRConfig:
     # --- the embedding loss  L_emb = α·L_imi + β·L_imd + reg_weight·L_reg --------------------------
     alpha: float = _f(0.1, "α, weight of the triplet (inter-modal invariance) loss L_imi; the paper searches 0.01-100, best 0.01-0.1")
-    beta: float = _f(0.1, "β, weight of the label-prediction (intra-modal discrimination) loss L_imd; paper: best 0.01-0.1")
+    beta: float = _f(1.0, "β, weight of the label-prediction (intra-modal discrimination) loss L_imd; paper: 0.01-100 (1.0 chosen on validation)")
     lam: float = _f(0.05, "λ, weight of the negative (hinge) term inside each triplet; paper: 0.05")
     mu: float = _f(2.0, "μ, margin: a negative text/image should lie at least μ away (L2) from the anchor; not given in the paper")
     reg_weight: float = _f(1e-4, "weight of L_reg, the Frobenius norms of the projector weights; not given in the paper")
@@ -36,10 +36,10 @@ class ACMRConfig:
     grl_max: float = _f(1.0, "largest γ, the factor the reversal layer multiplies the modality gradient by (with a minus sign)")
     k: int = _f(5, "projector steps per modality-classifier step; paper: k = 5")
     # --- optimisation ----------------------------------------------------------------------------
-    lr: float = _f(1e-3, "Adam learning rate of the projectors and label classifier; not given in the paper")
+    lr: float = _f(1e-4, "Adam learning rate of the projectors and label classifier; not given in the paper")
     lr_disc: float = _f(1e-3, "Adam learning rate of the modality classifier; not given in the paper")
     batch_size: int = _f(64, "pairs per mini-batch; paper: 64")
-    epochs: int = _f(60, "passes over the training split; the best epoch is chosen on validation mAP")
+    epochs: int = _f(30, "passes over the training split; the best epoch is chosen on validation mAP")
     val_fraction: float = _f(0.1, "share of the training split held out for validation (never the test split)")
     max_grad_norm: float = _f(10.0, "clip gradients to this norm; 0 = no clipping")
     # --- architecture ----------------------------------------------------------------------------
@@ -47,7 +47,7 @@ class ACMRConfig:
     text_layers: list = _f([500], "hidden layer sizes of the text projector f_T; paper: d_t → 500 → 200")
     common_dim: int = _f(200, "m, size of the common space S; paper: 200")
     disc_layers: list = _f([50], "hidden layer sizes of the modality classifier D; paper: 200 → 50 → 2")
-    dropout: float = _f(0.0, "dropout after each projector hidden layer")
+    dropout: float = _f(0.5, "dropout after each projector hidden layer (0.5 chosen on validation: the paper's layers are large for 2k pairs)")
     standardize: bool = _f(True, "z-score each input feature with the training split's mean and spread before projecting")
     # --- run -------------------------------------------------------------------------------------
     seed: int = _f(0, "random seed: the same seed gives the same run")

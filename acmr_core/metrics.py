@@ -79,7 +79,7 @@ def modality_probe(img: np.ndarray, txt: np.ndarray, seed: int = 0, folds: int =
     x = np.concatenate([img, txt]).astype(np.float64)
     m = np.r_[np.zeros(len(img)), np.ones(len(txt))]
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    clf = LogisticRegression(max_iter=2000)
+    clf = LogisticRegression(solver="liblinear", max_iter=2000)
     return float(cross_val_score(clf, x, m, cv=cv, scoring="balanced_accuracy").mean())
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 import warnings
@@ -204,37 +205,50 @@ def check_k(k, n: int, k_max: int = K_MAX) -> int:
 
 
 def known_words(encoder, class_names=(), limit: int = 24) -> list[str]:
-    """Some words a text encoder knows: the class names it knows first, then its most common words."""
-    vocab = _vocabulary(encoder)
-    if vocab is None:
-        return [c for c in class_names][:limit]
+    """Some words a text encoder knows: the class names it knows first, then its most common other words."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+    vocab = _vocabulary(encoder)
+    if vocab is None:
+        return list(class_names)[:limit]
     out = [c for c in class_names if c.lower() in vocab]
     singles = [t for t in vocab if " " not in t and t not in out and t not in ENGLISH_STOP_WORDS and len(t) > 2]
-    idf = getattr(getattr(encoder, "vectorizer", None), "idf_", None)
-    if idf is not None:
+    idf = _idf(encoder)
+    if idf is not None and len(idf) == len(vocab):
         singles.sort(key=lambda t: idf[vocab[t]])  # low idf = frequent
     return (out + singles)[:limit]
 
 
 def _vocabulary(encoder) -> dict | None:
+    """{term: column} of a bag-of-words text encoder (one with a `terms` list), else None."""
+    try:
+        terms = getattr(encoder, "terms", None)
+    except Exception:  # noqa: BLE001 - e.g. an unfitted encoder
+        return None
+    return {t: i for i, t in enumerate(terms)} if terms else None
+
+
+def _idf(encoder):
     vec = getattr(encoder, "vectorizer", None)
-    return getattr(vec, "vocabulary_", None) if vec is not None else None
+    if vec is not None and getattr(vec, "idf_", None) is not None:
+        return np.asarray(vec.idf_)
+    try:
+        idf = encoder.state().get("idf")
+    except Exception:  # noqa: BLE001
+        return None
+    return np.asarray(idf) if idf is not None else None
+
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 
 
 def _unknown_words(encoder, text: str) -> list[str]:
     """Words of `text` that the encoder's vocabulary lacks (empty if the encoder cannot tell)."""
-    vec = getattr(encoder, "vectorizer", None)
     vocab = _vocabulary(encoder)
-    if vec is None or vocab is None:
-        return []
-    try:
-        tokens = vec.build_tokenizer()(vec.build_preprocessor()(text))
-    except Exception:
+    if vocab is None:
         return []
     seen, out = set(), []
-    for t in tokens:
+    for t in _TOKEN.findall(text.lower()):
         if t not in vocab and t not in seen:
             seen.add(t)
             out.append(t)

@@ -27,7 +27,7 @@ def test_grl_schedule_dann():
 
 def _model():
     torch.manual_seed(0)
-    return ACMR(6, 4, 3, ACMRConfig(image_layers=[8], text_layers=[8], common_dim=5, disc_layers=[4]))
+    return ACMR(6, 4, 3, ACMRConfig(image_layers=[8], text_layers=[8], common_dim=5, disc_layers=[4], dropout=0.0))
 
 
 def test_projectors_receive_the_reversed_adversarial_gradient():
@@ -103,7 +103,7 @@ def test_trainer_step_keeps_discriminator_out_of_projector_optimizer(synthetic):
 
 
 def test_label_classifier_is_trained(synthetic):
-    tr = Trainer(synthetic, ACMRConfig(epochs=3, seed=0, probe_every=0))
+    tr = Trainer(synthetic, ACMRConfig(epochs=3, seed=0, probe_every=0, lr=1e-3))
     before = [p.detach().clone() for p in tr.model.label_clf.parameters()]
     result = tr.run()
     assert any(not torch.equal(a, b) for a, b in zip(before, result.model.label_clf.parameters()))

@@ -11,6 +11,7 @@ from acmr_core.training import EpochEvent, StatusEvent, StepEvent, Trainer, eval
 from conftest import make_synthetic
 
 FAST = dict(epochs=4, probe_every=0, image_layers=[64], text_layers=[64], common_dim=32)
+QUICK = dict(lr=1e-3, dropout=0.0)   # a faster learner for a few epochs on tiny synthetic data
 
 
 def test_deterministic_under_a_seed():
@@ -26,7 +27,7 @@ def test_deterministic_under_a_seed():
 def test_learns_and_emits_events():
     events = []
     ds = make_synthetic()
-    result = train(ds, ACMRConfig(seed=0, epochs=6, probe_every=1, snapshot_size=20), listeners=[events.append])
+    result = train(ds, ACMRConfig(seed=0, epochs=6, probe_every=1, snapshot_size=20, **QUICK), listeners=[events.append])
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
     status = [e.state for e in events if isinstance(e, StatusEvent)]
@@ -42,7 +43,7 @@ def test_learns_and_emits_events():
 
 
 def test_triplet_loss_converges():
-    r = train(make_synthetic(), ACMRConfig(seed=0, epochs=8, probe_every=0, use_label=False, use_adversarial=False))
+    r = train(make_synthetic(), ACMRConfig(seed=0, epochs=8, probe_every=0, use_label=False, use_adversarial=False, **QUICK))
     assert r.history[-1]["loss_imi"] < 0.7 * r.history[1]["loss_imi"]
 
 
@@ -138,3 +139,17 @@ def test_wikipedia_beats_chance(wiki_dir):
     r = train(ds, ACMRConfig(seed=0, epochs=5, probe_every=0))
     s = evaluate(r.model, ds)
     assert s["img2txt"] > 0.18 and s["txt2img"] > 0.15   # chance is about 0.12
+
+
+def test_multilabel_data_trains_with_sigmoid_labels():
+    from acmr_core.data import CrossModalDataset
+
+    base = make_synthetic()
+    multi = np.eye(5, dtype=np.int64)[base.labels]
+    multi[::3, 0] = 1                                          # some items carry a second label
+    ds = CrossModalDataset("multi", base.image_features, base.text_features, multi, base.class_names, base.split)
+    assert ds.multilabel
+    r = train(ds, ACMRConfig(seed=0, **QUICK, **FAST))
+    assert r.error is None
+    assert r.history[-1]["val_avg"] > r.history[0]["val_avg"] + 0.2      # epoch 0 = the untrained model
+    assert evaluate(r.model, ds)["avg"] > 0.6

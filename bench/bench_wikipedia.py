@@ -1,0 +1,93 @@
+"""Benchmark on the Wikipedia benchmark (shallow features): the full model and each ablation over 5 seeds.
+
+    .venv/bin/python bench/bench_wikipedia.py --data-dir ../shared/data/wikipedia [--seeds 5] [--json out.json]
+
+Prints, per variant, mean ± standard deviation over seeds of test mAP@all and mAP@50 in both directions,
+the modality probe on the test embeddings, and the training wall time; then the time of one full
+evaluation of the 693 x 693 test set. Epochs are chosen on the validation split (carved from train).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from acmr_core.config import ACMRConfig  # noqa: E402
+from acmr_core.data import load_dataset  # noqa: E402
+from acmr_core.metrics import modality_probe, retrieval_scores  # noqa: E402
+from acmr_core.training import evaluate, train  # noqa: E402
+
+VARIANTS = {
+    "full ACMR": {},
+    "no adversarial": {"use_adversarial": False},
+    "no triplet (label only)": {"use_triplet": False},
+    "no label (triplet only)": {"use_label": False},
+}
+PAPER = {"full ACMR": (0.366, 0.277)}
+
+
+def ms(xs):
+    return f"{statistics.mean(xs):.3f}±{statistics.stdev(xs) if len(xs) > 1 else 0:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default="../shared/data/wikipedia")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--json", default=None, help="also write the raw figures to this file")
+    args = ap.parse_args()
+    print(f"torch threads: {torch.get_num_threads()}; seeds 0..{args.seeds - 1}; defaults: {ACMRConfig()}", flush=True)
+    raw = {}
+    for name in args.variants:
+        rows = []
+        for seed in range(args.seeds):
+            ds = load_dataset("wikipedia", data_dir=args.data_dir)
+            t0 = time.perf_counter()
+            r = train(ds, ACMRConfig(seed=seed, probe_every=0, snapshot_size=0, **VARIANTS[name]))
+            wall = time.perf_counter() - t0
+            idx = ds.indices("test")
+            img, txt = r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text")
+            rows.append({"seed": seed, "all": evaluate(r.model, ds), "at50": evaluate(r.model, ds, k=50),
+                         "probe": modality_probe(img, txt, seed=seed), "seconds": wall, "best_epoch": r.best_epoch})
+            print(f"  {name:<24} seed {seed}: mAP@all {rows[-1]['all']['img2txt']:.3f}/{rows[-1]['all']['txt2img']:.3f} "
+                  f"best epoch {r.best_epoch} {wall:.1f}s", flush=True)
+        raw[name] = rows
+    print("\nWikipedia, shallow features, test split (693 pairs), cosine; mean±std over", args.seeds, "seeds")
+    head = f"{'variant':<25}{'mAP@all I2T':>13}{'T2I':>13}{'Avg':>13}{'mAP@50 I2T':>13}{'T2I':>13}{'Avg':>13}{'probe':>13}{'train s':>11}"
+    print(head)
+    for name, rows in raw.items():
+        cells = [ms([r["all"][d] for r in rows]) for d in ("img2txt", "txt2img", "avg")]
+        cells += [ms([r["at50"][d] for r in rows]) for d in ("img2txt", "txt2img", "avg")]
+        cells += [ms([r["probe"] for r in rows])]
+        print(f"{name:<25}" + "".join(f"{c:>13}" for c in cells) + f"{statistics.mean(r['seconds'] for r in rows):>11.1f}")
+    print(f"{'paper (Table 2)':<25}{0.366:>13}{0.277:>13}{0.322:>13}   (protocol not stated beyond mAP; see README)")
+    if "full ACMR" in raw:
+        full = statistics.mean(r["all"]["avg"] for r in raw["full ACMR"])
+        for name, rows in raw.items():
+            if name != "full ACMR":
+                print(f"full / {name}: avg mAP@all ratio {full / statistics.mean(r['all']['avg'] for r in rows):.3f}")
+    # one full evaluation of the test set: embed 693+693 items and rank both directions
+    ds = load_dataset("wikipedia", data_dir=args.data_dir)
+    r = train(ds, ACMRConfig(epochs=1, probe_every=0, snapshot_size=0))
+    idx = ds.indices("test")
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        img, txt = r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text")
+        retrieval_scores(img, txt, ds.labels[idx])
+        times.append(time.perf_counter() - t0)
+    print(f"one full test evaluation (embed 2x693, rank 693x693 both ways, mAP@all): median {statistics.median(times) * 1000:.1f} ms")
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The Search app in real Chromium (Playwright): type a query, upload an image, draw, and bad uploads.
+
+Launches the standalone Gradio app (app/search.py) on a free loopback port with a small shapes model.
+Needs Debian's Chromium at /usr/bin/chromium (`apt-get install -y chromium`); skipped without it.
+Screenshots go to /tmp/acmr_search_*.png.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(tempfile.gettempdir())
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"Chromium not found at {CHROMIUM}: run `apt-get update && apt-get install -y chromium`"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def star(path: Path, size=64, colour=(35, 75, 205)) -> Path:
+    img = Image.new("RGB", (size, size), (245, 245, 242))
+    pts = [(size / 2 + r * math.cos(math.radians(90 + 36 * k)), size / 2 - r * math.sin(math.radians(90 + 36 * k)))
+           for k, r in zip(range(10), [size * 0.4, size * 0.17] * 5)]
+    ImageDraw.Draw(img).polygon(pts, fill=colour)
+    img.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    pytest.importorskip("playwright.sync_api")
+    from acmr_core.config import ACMRConfig
+    from acmr_core.data import load_dataset
+    from acmr_core.training import train
+    from app import search as S
+    from app.model_store import ModelStore
+
+    ds = load_dataset("shapes", n_pairs=600, progress=False)
+    model = train(ds, ACMRConfig(epochs=8, image_layers=[256], text_layers=[128], common_dim=64, probe_every=0,
+                                 snapshot_size=0)).model
+    store = ModelStore(tmp_path_factory.mktemp("no-ckpts"))
+    store.set_from_training(model, ds, source="a test model")
+    examples = tmp_path_factory.mktemp("examples")
+    star(examples / "blue_star.png")
+    demo = S.build_search_app(store, examples_dir=examples)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False,
+                **S.launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="acmr-chromium-")
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
+                                                   viewport={"width": 1300, "height": 1100})
+        try:
+            yield ctx.new_page()
+        finally:
+            ctx.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_type_a_query_and_upload_an_image(app_url, page, tmp_path):
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.get_by_text("Model:").first.wait_for(timeout=30_000)           # the model status has loaded
+    page.locator("#acmr-text-query textarea").fill("a small blue triangle in the corner")
+    page.locator("#acmr-text-search").click()
+    gallery = page.locator("#acmr-result-gallery")
+    gallery.locator("img").first.wait_for(timeout=30_000)
+    assert gallery.locator("img").count() >= 8
+    assert "predicts class" in page.locator("#acmr-summary").inner_text()
+    caption = gallery.inner_text()
+    assert " · " in caption and ("✓" in caption or "✗" in caption)
+    page.screenshot(path=str(SHOTS / "acmr_search_text.png"), full_page=True)
+
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#acmr-image-query input[type=file]").set_input_files(str(star(tmp_path / "query.png")))
+    hits = page.locator("#acmr-result-list .acmr-hit")
+    hits.first.wait_for(timeout=30_000)
+    assert hits.count() == 8
+    assert "an image" in page.locator("#acmr-summary").inner_text()
+    assert page.locator("#acmr-result-list .acmr-score").first.inner_text().replace(".", "").replace("-", "").isdigit()
+    page.screenshot(path=str(SHOTS / "acmr_search_image.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_a_file_that_is_not_an_image_gets_a_clear_message(app_url, page, tmp_path):
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is a text file wearing a .png name")
+    page.goto(app_url)
+    page.get_by_text("Model:").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#acmr-image-query input[type=file]").set_input_files(str(fake))
+    msg = page.locator("#acmr-summary .acmr-message")
+    msg.wait_for(timeout=30_000)
+    text = msg.inner_text()
+    assert "not an image" in text and "Traceback" not in page.content()
+    page.screenshot(path=str(SHOTS / "acmr_search_bad_upload.png"), full_page=True)
+
+
+def test_draw_a_star_and_pick_an_example(app_url, page):
+    page.goto(app_url)
+    page.get_by_text("Model:").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Draw").click()
+    canvas = page.locator("#acmr-sketch canvas").first
+    canvas.wait_for(timeout=10_000)
+    page.wait_for_timeout(500)  # the tab's js selects the brush
+    box = canvas.bounding_box()
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) * 0.3
+    pts = [(cx + r * math.cos(math.radians(90 + 144 * i)), cy - r * math.sin(math.radians(90 + 144 * i)))
+           for i in range(6)]
+    page.mouse.move(*pts[0])
+    page.mouse.down()
+    for x, y in pts[1:]:
+        page.mouse.move(x, y, steps=12)
+    page.mouse.up()
+    page.get_by_role("button", name="Search with my drawing").click()
+    page.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SHOTS / "acmr_search_drawing.png"), full_page=True)
+
+    page.get_by_role("tab", name="Examples").click()
+    page.get_by_text("Click an example").first.wait_for(timeout=10_000)
+    page.locator("img[alt*='blue'], [aria-label*='blue'] img, .thumbnail-item img").first.click()
+    page.wait_for_function("() => document.querySelectorAll('#acmr-result-list .acmr-hit').length > 0",
+                           timeout=30_000)
+    page.get_by_text("Also show same-modality neighbours").click()
+    page.locator("#acmr-same-gallery img").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SHOTS / "acmr_search_example.png"), full_page=True)
