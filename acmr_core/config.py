@@ -52,6 +52,7 @@ class ACMRConfig:
     # --- run -------------------------------------------------------------------------------------
     seed: int = _f(0, "random seed: the same seed gives the same run")
     device: str = _f("auto", "auto (CUDA when present, else CPU), cpu or cuda")
+    threads: int = _f(1, "CPU threads torch may use (process-wide); 1 is fastest for these small networks, and immune to a busy machine; 0 = torch's default")
     probe_every: int = _f(1, "measure the modality probe every this many epochs (it fits a logistic regression); 0 = never")
     max_loss: float = _f(1e4, "a loss above this (or NaN) stops training and keeps the last good state")
     snapshot_size: int = _f(400, "pairs of the validation split whose common-space embeddings are sent each epoch for maps; 0 = none")
@@ -93,6 +94,8 @@ class ACMRConfig:
             bad("device", "choose auto, cpu or cuda")
         if not isinstance(self.seed, int) or self.seed < 0:
             bad("seed", "must be a whole number >= 0")
+        if not isinstance(self.threads, int) or self.threads < 0:
+            bad("threads", "must be a whole number >= 0")
         if not isinstance(self.probe_every, int) or self.probe_every < 0:
             bad("probe_every", "must be a whole number >= 0")
         if not self.max_loss > 0:

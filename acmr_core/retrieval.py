@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -259,49 +259,19 @@ def _unknown_words(encoder, text: str) -> list[str]:
 
 
 def dataset_from_info(info: dict, progress: bool = False):
-    """Reload the dataset a checkpoint recorded (`ds.info`), with the same options. Raises DataError."""
+    """Reload the dataset a checkpoint recorded (`ds.info`: its name and the loader's own keyword
+    arguments under "options"). Raises DataError."""
     from .data import DataError, load_dataset
 
     info = dict(info or {})
     name = info.get("dataset")
     if not name:
         raise DataError("the checkpoint does not record which dataset it was trained on")
-    params = dict(info.get("params") or {})
-    opts: dict = {}
-
-    def encoders():
-        for mod in ("image", "text"):
-            ident = info.get(f"{mod}_encoder")
-            if isinstance(ident, dict) and ident.get("name"):
-                opts[f"{mod}_encoder"] = ident["name"]
-                if ident.get("params"):
-                    opts[f"{mod}_params"] = dict(ident["params"])
-
-    if name == "shapes":
-        for key in ("n_pairs", "image_size", "difficulty", "seed"):
-            if key in params:
-                opts[key] = params[key]
-        knobs = params.get("knobs") or {}
-        for key in ("noise", "distractors", "occlusion", "ambiguity", "label_noise"):
-            if key in knobs:
-                opts[key] = knobs[key]
-        opts["progress"] = progress
-        encoders()
-    elif name == "folder":
-        opts["data_dir"] = params.get("data_dir")
-        if params.get("csv"):
-            opts["csv_name"] = params["csv"]
-        for key in ("test_fraction", "seed"):
-            if key in params:
-                opts[key] = params[key]
-        opts["progress"] = progress
-        encoders()
-    elif name == "wikipedia":
-        opts["data_dir"] = info.get("data_dir") or params.get("data_dir")
-    elif name == "features":
-        opts["path"] = info.get("path") or params.get("path")
-    else:
-        opts = dict(info.get("options") or params)
+    if not isinstance(info.get("options"), dict):
+        raise DataError(f"the checkpoint does not record how to reload dataset '{name}' (no loader options)")
+    opts = dict(info["options"])
+    if name in ("shapes", "folder"):
+        opts.setdefault("progress", progress)
     try:
         return load_dataset(name, **opts)
     except TypeError as e:

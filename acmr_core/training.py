@@ -87,6 +87,8 @@ class Trainer:
         self.ds = dataset
         self.listeners = list(listeners or [])
         self.device = pick_device(self.cfg.device)
+        if self.device.type == "cpu" and self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)  # more threads only spin on matrices this small
         if not (dataset.split == "val").any():
             dataset.split = carve_validation(dataset.split, dataset.labels, self.cfg.val_fraction, self.cfg.seed)
         self.train_idx = dataset.indices("train")

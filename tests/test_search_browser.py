@@ -119,14 +119,14 @@ def test_a_file_that_is_not_an_image_gets_a_clear_message(app_url, page, tmp_pat
     page.get_by_text("Model:").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Upload").click()
     page.locator("#acmr-image-query input[type=file]").set_input_files(str(fake))
-    msg = page.locator("#acmr-summary .acmr-message")
+    msg = page.locator("#acmr-summary .acmr-warning")
     msg.wait_for(timeout=30_000)
     text = msg.inner_text()
     assert "not an image" in text and "Traceback" not in page.content()
     page.screenshot(path=str(SHOTS / "acmr_search_bad_upload.png"), full_page=True)
 
 
-def test_draw_a_star_and_pick_an_example(app_url, page):
+def test_draw_a_star(app_url, page):
     page.goto(app_url)
     page.get_by_text("Model:").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Draw").click()
@@ -146,11 +146,89 @@ def test_draw_a_star_and_pick_an_example(app_url, page):
     page.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=30_000)
     page.screenshot(path=str(SHOTS / "acmr_search_drawing.png"), full_page=True)
 
+
+
+def test_pick_an_example_and_compare_with_same_modality(app_url, page):
+    page.goto(app_url)
+    page.get_by_text("Model:").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Examples").click()
-    page.get_by_text("Click an example").first.wait_for(timeout=10_000)
-    page.locator("img[alt*='blue'], [aria-label*='blue'] img, .thumbnail-item img").first.click()
-    page.wait_for_function("() => document.querySelectorAll('#acmr-result-list .acmr-hit').length > 0",
-                           timeout=30_000)
+    page.locator("#acmr-examples img").first.click()
+    page.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=30_000)
+    assert "an image" in page.locator("#acmr-summary").inner_text()
     page.get_by_text("Also show same-modality neighbours").click()
     page.locator("#acmr-same-gallery img").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)  # let the thumbnails load before the screenshot
     page.screenshot(path=str(SHOTS / "acmr_search_example.png"), full_page=True)
+
+
+# --- inside the dashboard (app/main.py: Streamlit + the search app mounted at /gradio/) --------------------
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(tmp_path_factory):
+    """The whole dashboard, started with `streamlit run app/main.py`, whose Search tab finds a saved checkpoint."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("playwright.sync_api")
+    from acmr_core.checkpoints import save_checkpoint
+    from acmr_core.config import ACMRConfig
+    from acmr_core.data import load_dataset
+    from acmr_core.training import train
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "app" / "main.py").is_file():
+        pytest.skip("the dashboard (app/main.py) is not there")
+    ckpts = tmp_path_factory.mktemp("dash-ckpts")
+    ds = load_dataset("shapes", n_pairs=600, progress=False)
+    cfg = ACMRConfig(epochs=6, image_layers=[256], text_layers=[128], common_dim=64, probe_every=0, snapshot_size=0)
+    save_checkpoint(ckpts / "cli-model", train(ds, cfg).model, cfg, ds.class_names, dataset_info=ds.info,
+                    encoders=ds.encoders)
+    port = free_port()
+    env = dict(os.environ, ACMR_CHECKPOINTS_DIR=str(ckpts), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    log = open(tmp_path_factory.mktemp("dash-log") / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url + "gradio/config", timeout=2)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if proc.poll() is not None:
+                    break
+                time.sleep(1)
+        else:
+            pytest.skip("the dashboard did not start within 120 s")
+        if proc.poll() is not None:
+            pytest.skip(f"the dashboard exited at start (see {log.name})")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_search_inside_the_dashboard_tab(dashboard_url, page, tmp_path):
+    page.goto(dashboard_url)
+    page.get_by_role("tab", name="Search").click(timeout=60_000)
+    frame = page.frame_locator("iframe[src*='gradio']")
+    frame.get_by_text("cli-model").first.wait_for(timeout=60_000)    # the newest checkpoint was loaded
+    frame.locator("#acmr-text-query textarea").fill("a red heart on a black background")
+    frame.locator("#acmr-text-search").click()
+    frame.locator("#acmr-result-gallery img").first.wait_for(timeout=60_000)
+    assert "predicts class" in frame.locator("#acmr-summary").inner_text()
+    frame.get_by_role("tab", name="Upload").click()
+    frame.locator("#acmr-image-query input[type=file]").set_input_files(str(star(tmp_path / "q.png")))
+    frame.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=60_000)
+    assert frame.locator("#acmr-result-list .acmr-hit").count() == 8
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "acmr_search_in_dashboard.png"), full_page=True)
