@@ -153,3 +153,17 @@ def test_multilabel_data_trains_with_sigmoid_labels():
     assert r.error is None
     assert r.history[-1]["val_avg"] > r.history[0]["val_avg"] + 0.2      # epoch 0 = the untrained model
     assert evaluate(r.model, ds)["avg"] > 0.6
+
+
+def test_adversary_lowers_the_modality_probe():
+    """What the app teaches: with the reversed gradient the common space is harder to split by modality."""
+    from acmr_core.metrics import modality_probe
+
+    probes = {}
+    for adv in (True, False):
+        ds = make_synthetic(n=600)
+        r = train(ds, ACMRConfig(seed=0, epochs=10, probe_every=0, use_adversarial=adv, image_layers=[128],
+                                 text_layers=[128], common_dim=32))
+        idx = ds.indices("test")
+        probes[adv] = modality_probe(r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text"))
+    assert probes[True] < probes[False] - 0.08, probes
