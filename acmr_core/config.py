@@ -33,7 +33,7 @@ class ACMRConfig:
     use_label: bool = _f(True, "use the label loss L_imd (off = 'triplet loss only' ablation)")
     # --- the minimax game ------------------------------------------------------------------------
     grl_schedule: str = _f("dann", "γ schedule of the gradient reversal layer: dann = 2/(1+exp(-10p))-1, constant, or linear in progress p")
-    grl_max: float = _f(1.0, "largest γ, the factor the reversal layer multiplies the modality gradient by (with a minus sign)")
+    grl_max: float = _f(0.3, "largest γ, the factor the reversal layer multiplies the modality gradient by (with a minus sign); DANN uses 1, 0.3 chosen on validation")
     k: int = _f(1, "projector steps per modality-classifier step; paper: k = 5, here 1 (chosen on validation: with 5 the classifier is too weak for the reversal to remove the modality signal)")
     # --- optimisation ----------------------------------------------------------------------------
     lr: float = _f(1e-4, "Adam learning rate of the projectors and label classifier; not given in the paper")
