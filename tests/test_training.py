@@ -162,7 +162,7 @@ def test_adversary_lowers_the_modality_probe():
     probes = {}
     for adv in (True, False):
         ds = make_synthetic(n=600)
-        r = train(ds, ACMRConfig(seed=0, epochs=10, probe_every=0, use_adversarial=adv, image_layers=[128],
+        r = train(ds, ACMRConfig(seed=0, epochs=10, probe_every=0, use_adversarial=adv, grl_max=1.0, image_layers=[128],
                                  text_layers=[128], common_dim=32))
         idx = ds.indices("test")
         probes[adv] = modality_probe(r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text"))
