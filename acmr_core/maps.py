@@ -1,0 +1,273 @@
+"""2-D maps of the common space, for watching ACMR learn.
+
+A *frame* is the common-space embedding of a fixed sample of validation pairs at one epoch: s image
+embeddings and the s text embeddings of the same pairs (the trainer's `EpochEvent.snapshot`). A map
+stacks them into 2s points (images first, then texts) and projects them to 2-D.
+
+Two projections:
+  PCA   milliseconds; refreshed live every epoch. `pca_frame` fits on one frame; `pca_frames` fits one
+        PCA on all frames together (a shared axis system, so frames are comparable as they are).
+  UMAP  seconds; computed at chosen epochs. `umap_frame` initialises each frame from the previous
+        frame's layout, `aligned_umap_frames` uses umap-learn's AlignedUMAP over a list of frames.
+Successive frames are aligned (orthogonal Procrustes: rotation/reflection, scale and shift) onto the
+previous one, so points do not jump between frames merely because a projection's axes flipped.
+
+umap-learn compiles with numba on first use (tens of seconds); `warm_up()` does that in a background
+thread at start-up, `warm_status()` says how far it got. Nothing here imports a UI library.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+MODALITIES = ("image", "text")
+
+
+@dataclass
+class MapFrame:
+    """2-D coordinates of one frame: rows 0..s-1 are images, s..2s-1 the texts of the same pairs."""
+
+    epoch: int
+    coords: np.ndarray      # (2s, 2) float32
+    labels: np.ndarray      # (2s,) class index (or (2s, c) multi-hot)
+    modality: np.ndarray    # (2s,) "image" / "text"
+    index: np.ndarray       # (2s,) dataset row of each point's pair
+    method: str             # "pca" or "umap"
+    seconds: float = 0.0    # time the projection took
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.coords) // 2
+
+
+def stack(snapshot: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(points, labels, modality, index) of a snapshot: images first, then texts."""
+    img, txt = np.asarray(snapshot["image"], np.float32), np.asarray(snapshot["text"], np.float32)
+    if img.shape != txt.shape or img.ndim != 2:
+        raise ValueError(f"snapshot image {img.shape} and text {txt.shape} embeddings must be equal 2-D arrays")
+    labels = np.asarray(snapshot["labels"])
+    index = np.asarray(snapshot.get("index", np.arange(len(img))))
+    s = len(img)
+    return (np.concatenate([img, txt]), np.concatenate([labels, labels]),
+            np.array(["image"] * s + ["text"] * s), np.concatenate([index, index]))
+
+
+# --- PCA ---------------------------------------------------------------------------------------------
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(1, user_api="blas")
+    except Exception:  # threadpoolctl missing: run as is
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def pca_fit(x: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and the top principal axes (n_components, d) of x, with a deterministic sign."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(0)
+    xc = x - mean
+    with _one_blas_thread():       # tiny matrices: threads only add contention on a busy machine
+        evals, evecs = np.linalg.eigh(xc.T @ xc)      # d x d covariance: cheaper than an SVD of n x d
+    comps = evecs[:, ::-1][:, :n_components].T
+    if comps.shape[0] < n_components:  # fewer dimensions than components: pad with zero axes
+        comps = np.vstack([comps, np.zeros((n_components - comps.shape[0], x.shape[1]))])
+    # sign convention: the largest-magnitude loading of each axis is positive
+    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
+    signs[signs == 0] = 1
+    return mean, comps * signs[:, None]
+
+
+def pca_project(x: np.ndarray, mean: np.ndarray, comps: np.ndarray) -> np.ndarray:
+    return ((np.asarray(x, np.float64) - mean) @ comps.T).astype(np.float32)
+
+
+def normalize(coords: np.ndarray) -> np.ndarray:
+    """Centred, scaled to a root-mean-square radius of 1: every frame gets the same extent."""
+    c = np.asarray(coords, np.float64)
+    c = c - c.mean(0)
+    r = np.sqrt((c ** 2).sum(1).mean())
+    return (c / r if r > 0 else c).astype(np.float32)
+
+
+def procrustes_align(y: np.ndarray, ref: np.ndarray, scale: bool = False) -> np.ndarray:
+    """y moved onto ref by the best rotation/reflection and shift of y (and, with scale=True, a uniform
+    scale): same points, same rows. The shape of y is unchanged, only its pose, so a frame does not spin or
+    flip against the last. (The least-squares scale shrinks dissimilar frames, hence off by default.)"""
+    y, ref = np.asarray(y, np.float64), np.asarray(ref, np.float64)
+    if y.shape != ref.shape:
+        raise ValueError(f"cannot align {y.shape} onto {ref.shape}: frames must hold the same points")
+    my, mr = y.mean(0), ref.mean(0)
+    a, b = y - my, ref - mr
+    u, s, vt = np.linalg.svd(a.T @ b)
+    r = u @ vt
+    norm = (a ** 2).sum()
+    k = (s.sum() / norm) if (scale and norm > 0) else 1.0
+    return (k * a @ r + mr).astype(np.float32)
+
+
+def pca_frame(snapshot: dict, epoch: int = 0, previous: np.ndarray | None = None) -> MapFrame:
+    """PCA fitted on this frame alone, aligned onto the previous frame's coordinates if given."""
+    t = time.perf_counter()
+    x, labels, mod, index = stack(snapshot)
+    coords = normalize(pca_project(x, *pca_fit(x)))
+    if previous is not None and previous.shape == coords.shape:
+        coords = procrustes_align(coords, previous)
+    return MapFrame(epoch, coords, labels, mod, index, "pca", time.perf_counter() - t)
+
+
+def pca_frames(snapshots: dict[int, dict]) -> dict[int, MapFrame]:
+    """One PCA fitted on all frames together; each frame projected onto the same two axes."""
+    t = time.perf_counter()
+    stacked = {e: stack(s) for e, s in sorted(snapshots.items())}
+    if not stacked:
+        return {}
+    mean, comps = pca_fit(np.concatenate([v[0] for v in stacked.values()]))
+    coords = {e: pca_project(x, mean, comps) for e, (x, *_) in stacked.items()}
+    allc = np.concatenate(list(coords.values()))
+    r = np.sqrt(((allc - allc.mean(0)) ** 2).sum(1).mean()) or 1.0   # one scale for all: spreads stay comparable
+    per = (time.perf_counter() - t) / len(stacked)
+    return {e: MapFrame(e, ((coords[e] - allc.mean(0)) / r).astype(np.float32), y, m, i, "pca", per)
+            for e, (x, y, m, i) in stacked.items()}
+
+
+# --- UMAP --------------------------------------------------------------------------------------------
+
+UMAP_EPOCHS = 200   # layout epochs per frame (umap's own default is 500 below 10k points): ~2x faster, same picture
+
+
+def _umap_kwargs(n: int, n_neighbors: int, min_dist: float, seed: int | None, n_jobs: int = 1) -> dict:
+    kw = dict(n_components=2, n_neighbors=max(2, min(n_neighbors, n - 1)), min_dist=min_dist, metric="cosine")
+    if seed is not None:
+        kw["random_state"] = seed      # reproducible (umap then runs single-threaded anyway)
+    else:
+        kw["n_jobs"] = n_jobs          # 1 by default: on 2 cores that also train, threads were slower, not faster
+    return kw
+
+
+def _as_init(previous: np.ndarray) -> np.ndarray:
+    """A previous layout rescaled to UMAP's usual extent (|coords| <= 10) for use as an initialisation."""
+    p = np.asarray(previous, np.float64)
+    p = p - p.mean(0)
+    m = np.abs(p).max()
+    return (p * (10.0 / m) if m > 0 else p).astype(np.float32)
+
+
+def umap_frame(snapshot: dict, epoch: int = 0, previous: np.ndarray | None = None, n_neighbors: int = 15,
+               min_dist: float = 0.1, n_epochs: int | None = None, seed: int | None = None,
+               n_jobs: int = 1) -> MapFrame:
+    """UMAP of one frame. With `previous` (coordinates of the same points in the last frame), the layout
+    starts from there and is Procrustes-aligned onto it afterwards, so successive frames change smoothly."""
+    import warnings
+
+    import umap
+
+    t = time.perf_counter()
+    x, labels, mod, index = stack(snapshot)
+    kw = _umap_kwargs(len(x), n_neighbors, min_dist, seed, n_jobs)
+    kw["n_epochs"] = n_epochs or UMAP_EPOCHS
+    if previous is not None and np.shape(previous) == (len(x), 2):
+        kw["init"] = _as_init(previous)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n_jobs / random_state and spectral-init chatter
+        coords = normalize(umap.UMAP(**kw).fit_transform(x))
+    if previous is not None and np.shape(previous) == coords.shape:
+        coords = procrustes_align(coords, previous)
+    return MapFrame(epoch, coords, labels, mod, index, "umap", time.perf_counter() - t)
+
+
+def umap_frames(snapshots: dict[int, dict], **kw) -> dict[int, MapFrame]:
+    """UMAP of several frames in epoch order, each initialised from the previous one."""
+    out, prev = {}, None
+    for e, snap in sorted(snapshots.items()):
+        out[e] = umap_frame(snap, e, prev, **kw)
+        prev = out[e].coords
+    return out
+
+
+def aligned_umap_frames(snapshots: dict[int, dict], n_neighbors: int = 15, min_dist: float = 0.1,
+                        alignment_regularisation: float = 0.01, seed: int | None = None) -> dict[int, MapFrame]:
+    """umap-learn's AlignedUMAP over all frames at once (the same points in every frame)."""
+    import warnings
+
+    import umap
+
+    t = time.perf_counter()
+    epochs = sorted(snapshots)
+    stacked = [stack(snapshots[e]) for e in epochs]
+    if not stacked:
+        return {}
+    n = len(stacked[0][0])
+    ident = {i: i for i in range(n)}
+    kw = _umap_kwargs(n, n_neighbors, min_dist, seed)
+    kw.pop("n_jobs", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = umap.AlignedUMAP(alignment_regularisation=alignment_regularisation, **kw)
+        model.fit([s[0] for s in stacked], relations=[ident] * (len(stacked) - 1))
+    per = (time.perf_counter() - t) / len(stacked)
+    out, prev = {}, None
+    for e, (x, y, m, i), emb in zip(epochs, stacked, model.embeddings_):
+        c = normalize(emb)
+        if prev is not None:
+            c = procrustes_align(c, prev)
+        out[e] = MapFrame(e, c, y, m, i, "umap", per)
+        prev = c
+    return out
+
+
+# --- warm-up -----------------------------------------------------------------------------------------
+
+_warm = {"state": "idle", "seconds": None, "error": None, "started": None}
+_warm_lock = threading.Lock()
+_warm_done = threading.Event()
+
+
+def _warm_run() -> None:
+    t = time.perf_counter()
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(120, 16)).astype(np.float32)
+        snap = {"image": x[:60], "text": x[60:] + 1.0, "labels": np.arange(60) % 3, "index": np.arange(60)}
+        first = umap_frame(snap, n_epochs=30)                              # spectral init path
+        umap_frame(snap, 1, previous=first.coords, n_epochs=30)            # init-from-previous path
+        with _warm_lock:
+            _warm.update(state="ready", seconds=time.perf_counter() - t)
+    except Exception as e:  # umap missing or broken: maps fall back to PCA, and say why
+        with _warm_lock:
+            _warm.update(state="failed", seconds=time.perf_counter() - t, error=f"{type(e).__name__}: {e}")
+    finally:
+        _warm_done.set()
+
+
+def warm_up() -> threading.Thread | None:
+    """Import umap-learn and compile its numba code in a daemon thread (once per process)."""
+    with _warm_lock:
+        if _warm["state"] != "idle":
+            return None
+        _warm.update(state="warming", started=time.time())
+    try:  # see live._preimport: import pandas/sklearn here, not half-way in the thread while others need them
+        import pandas  # noqa: F401
+        import sklearn.utils  # noqa: F401
+    except ImportError:
+        pass
+    th = threading.Thread(target=_warm_run, daemon=True, name="umap-warm-up")
+    th.start()
+    return th
+
+
+def warm_status() -> dict:
+    """{"state": idle|warming|ready|failed, "seconds": float|None, "error": str|None}."""
+    with _warm_lock:
+        return dict(_warm)
+
+
+def wait_warm(timeout: float | None = None) -> bool:
+    """Block until the warm-up finished (True) or the timeout passed (False)."""
+    return _warm_done.wait(timeout)

@@ -1,0 +1,807 @@
+"""ACMR Lab dashboard (the Streamlit page). Serve it with `streamlit run app/main.py` from the project root.
+
+Thin by design: layout, widgets and plots. Training runs in a background thread owned by
+acmr_core.live.TrainingRun (one per browser session, kept in st.session_state); this page polls it
+with fragments (`st.fragment(run_every=...)`) and never blocks. Figures come from app/charts.py.
+"""
+from __future__ import annotations
+
+import io
+import sys
+import time
+import zipfile
+from dataclasses import fields
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from acmr_core import maps  # noqa: E402
+from acmr_core.config import ACMRConfig, ConfigError  # noqa: E402
+from acmr_core.live import ACTIVE, DONE, ComparisonRun, TrainingRun, default_umap_epochs  # noqa: E402
+from app import charts, services  # noqa: E402
+from app.dashboard_defaults import (CHOICES, DEMO_EPOCHS, EXPLAIN, FIELD_GROUPS, LABELS, DEFAULTS, SCI, STEPS,  # noqa: E402
+                                    TABS)
+
+CARD_H = 118
+POLL = 1.0                      # seconds between live redraws while something runs
+ss = st.session_state
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+def _field(name):
+    return next(f for f in fields(ACMRConfig) if f.name == name)
+
+
+def _default(name):
+    return getattr(DEFAULTS, name)
+
+
+def _help(name) -> str:
+    d = _default(name)
+    shown = ", ".join(map(str, d)) if isinstance(d, list) else d
+    text = f"{ACMRConfig.help(name)}. Default: {shown}."
+    if name == "epochs":
+        text += f" The dashboard starts at {DEMO_EPOCHS} so a demo fits in about a minute."
+    return text
+
+
+def _initial(name):
+    return DEMO_EPOCHS if name == "epochs" else _default(name)
+
+
+def _init_state() -> None:
+    for f in fields(ACMRConfig):
+        key = f"cfg_{f.name}"
+        if key not in ss:
+            v = _initial(f.name)
+            ss[key] = ", ".join(map(str, v)) if isinstance(v, list) else v
+    ss.setdefault("run", None)
+    ss.setdefault("cmp", None)
+    ss.setdefault("task", None)
+    ss.setdefault("loaded", None)
+    ss.setdefault("map_follow", True)
+
+
+def reset_config() -> None:
+    for f in fields(ACMRConfig):
+        v = _initial(f.name)
+        ss[f"cfg_{f.name}"] = ", ".join(map(str, v)) if isinstance(v, list) else v
+
+
+def _parse_layers(name, text):
+    try:
+        vals = [int(x) for x in str(text).replace(";", ",").replace(" ", ",").split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"config field '{name}': write whole numbers separated by commas, e.g. 2000 or 1024, 512 "
+                          f"(got {text!r})") from None
+    return vals
+
+
+def config_from_widgets() -> tuple[ACMRConfig | None, str | None]:
+    values = {}
+    try:
+        for f in fields(ACMRConfig):
+            v = ss[f"cfg_{f.name}"]
+            if f.name.endswith("_layers"):
+                v = _parse_layers(f.name, v)
+            elif isinstance(_default(f.name), bool):
+                v = bool(v)
+            elif isinstance(_default(f.name), int):
+                v = int(v)
+            elif isinstance(_default(f.name), float):
+                v = float(v)
+            values[f.name] = v
+        return ACMRConfig(**values), None
+    except (ConfigError, ValueError, TypeError) as e:
+        return None, str(e)
+
+
+def run_state(run) -> str:
+    return "none" if run is None else run.state
+
+
+def is_busy() -> bool:
+    run, cmp = ss.run, ss.cmp
+    return (run is not None and run.state in ACTIVE) or (cmp is not None and cmp.state == "running")
+
+
+# --- sidebar -----------------------------------------------------------------------------------------------
+
+def sidebar(busy: bool):
+    from acmr_core.encoders import available_encoders
+
+    with st.sidebar:
+        st.markdown("## :material/tune: Set-up")
+        if busy:
+            st.caption(":material/lock: Settings are locked while training runs. Stop it (or wait) to change them.")
+        st.markdown("**Dataset**")
+        kind = st.selectbox("Dataset", list(services.DATASET_KINDS), format_func=services.DATASET_KINDS.get,
+                            key="ds_kind", disabled=busy, label_visibility="collapsed",
+                            help="Shapes is generated on this machine (no download). The Wikipedia benchmark and your "
+                                 "own data are read from a folder or file you name.")
+        data_dir = ""
+        if kind == "wikipedia":
+            ss.setdefault("ds_dir_wikipedia", str(services.DEFAULT_WIKIPEDIA_DIR)
+                          if services.DEFAULT_WIKIPEDIA_DIR.is_dir() else "")
+            data_dir = st.text_input("Wikipedia folder", key="ds_dir_wikipedia", disabled=busy,
+                                     help="A folder with raw_features.mat, trainset_txt_img_cat.list, "
+                                          "testset_txt_img_cat.list and categories.list.")
+        elif kind == "folder":
+            data_dir = st.text_input("Folder with images and a CSV", key="ds_dir_folder", disabled=busy,
+                                     placeholder="/path/to/my_data",
+                                     help="A CSV with columns image, caption, label (and optionally split); image "
+                                          "paths relative to the folder.")
+        elif kind == "features":
+            data_dir = st.text_input("Features file (.npz or .mat)", key="ds_dir_features", disabled=busy,
+                                     placeholder="/path/to/features.npz",
+                                     help="Arrays image_train, text_train, label_train, image_test, text_test, "
+                                          "label_test (optionally *_val and class_names).")
+        img_enc, txt_enc, n_pairs, difficulty = "hog_color", "tfidf", None, None
+        if kind in ("shapes", "folder"):
+            c1, c2 = st.columns(2)
+            img_choices = available_encoders("image") or ["hog_color"]
+            txt_choices = available_encoders("text") or ["tfidf"]
+            img_enc = c1.selectbox("Image encoder", img_choices, key="ds_img_enc", disabled=busy,
+                                   index=img_choices.index("hog_color") if "hog_color" in img_choices else 0,
+                                   help="hog_color: HOG edges + colour histograms, offline. clip_image needs "
+                                        "CLIP weights on disk.")
+            txt_enc = c2.selectbox("Text encoder", txt_choices, key="ds_txt_enc", disabled=busy,
+                                   index=txt_choices.index("tfidf") if "tfidf" in txt_choices else 0,
+                                   help="tfidf: bag of words fitted on the training captions, offline.")
+        if kind == "shapes":
+            with st.expander("Shapes options"):
+                n_pairs = st.number_input("Pairs", 40, 20000, 3000, 100, key="ds_pairs", disabled=busy,
+                                          help="How many image-caption pairs to generate (cached after the first time).")
+                difficulty = st.selectbox("Difficulty", ["easy", "normal", "hard"], index=1, key="ds_difficulty",
+                                          disabled=busy, help="How much nuisance (noise, distractors, occlusion, "
+                                                              "vague captions) the generator adds.")
+        spec = None
+        spec_error = None
+        if kind != "shapes" and not data_dir.strip():
+            spec_error = "Name the folder or file to read this dataset from."
+        else:
+            spec = services.dataset_spec(kind, data_dir, img_enc, txt_enc, n_pairs, difficulty)
+
+        st.markdown("**Hyperparameters**")
+        st.caption("Hover the (?) icons: what each setting does, its default and the paper's value.")
+        for title, names in FIELD_GROUPS:
+            with st.expander(title, expanded=title.startswith("Ablations")):
+                for name in names:
+                    _widget(name, busy)
+        with st.expander("Maps"):
+            st.select_slider("UMAP snapshots", list(UMAP_PLANS), value="6", key="umap_plan", disabled=busy,
+                             help="At how many epochs a UMAP map of the common space is computed (epoch 0 and the last "
+                                  "always; PCA maps come every epoch). More snapshots, smoother scrubbing; each takes a "
+                                  "few seconds of CPU beside training. You can add more epochs afterwards in the Maps tab.")
+        st.button("Reset to defaults", icon=":material/settings_backup_restore:", on_click=reset_config, disabled=busy, key="btn_reset_cfg",
+                  help="Every hyperparameter back to its default (the tooltips give the paper's value where it differs); "
+                       "epochs back to the demo's.")
+        cfg, cfg_error = config_from_widgets()
+        if cfg_error:
+            st.error(cfg_error)
+    return spec, spec_error, cfg, cfg_error
+
+
+def _widget(name: str, busy: bool):
+    key, label, help_ = f"cfg_{name}", LABELS.get(name, name), _help(name)
+    d = _default(name)
+    if name in CHOICES:
+        st.selectbox(label, CHOICES[name], key=key, help=help_, disabled=busy)
+    elif isinstance(d, bool):
+        st.toggle(label, key=key, help=help_, disabled=busy)
+    elif isinstance(d, list):
+        st.text_input(label, key=key, help=help_ + " Comma-separated sizes.", disabled=busy)
+    elif isinstance(d, int):
+        lo = 0 if name in ("seed", "probe_every", "snapshot_size", "threads") else (2 if name == "batch_size" else 1)
+        st.number_input(label, min_value=lo, step=1, key=key, help=help_, disabled=busy)
+    else:
+        if name in SCI:
+            st.number_input(label, min_value=0.0, format="%.1e", step=d / 10 if d else 1e-4, key=key, help=help_,
+                            disabled=busy)
+        else:
+            st.number_input(label, min_value=0.0, max_value=0.95 if name in ("dropout", "val_fraction") else None,
+                            format="%.3f", step=STEPS.get(name, 0.01), key=key, help=help_, disabled=busy)
+
+
+# --- control bar -------------------------------------------------------------------------------------------
+
+UMAP_PLANS = {"first and last": 1, "3": 2, "6": 5, "11": 10, "every epoch": None}
+
+
+def umap_epochs_for(epochs: int) -> list[int]:
+    n = UMAP_PLANS.get(ss.get("umap_plan", "6"), 5)
+    return list(range(epochs + 1)) if n is None else default_umap_epochs(epochs, n)
+
+
+def on_start(spec, cfg) -> None:
+    if is_busy():
+        return
+    ss.run = services.track(TrainingRun(spec.load, cfg, dataset_label=spec.label, name=f"run {time.strftime('%H:%M:%S')}",
+                                        umap_epochs=umap_epochs_for(cfg.epochs), on_finish=services.publish_run))
+    ss.run.start()
+    ss.map_follow = True
+
+
+def on_pause() -> None:
+    run = ss.run
+    if run is None:
+        return
+    if run.state == "paused":
+        run.resume()
+    else:
+        run.pause()
+
+
+def on_stop() -> None:
+    if ss.run is not None:
+        ss.run.stop()
+
+
+def on_reset() -> None:
+    run = ss.run
+    if run is not None and run.state in ACTIVE:
+        return
+    ss.run = None
+    ss.map_follow = True
+    ss.pop("map_epoch_chosen", None)
+
+
+def control_bar(spec, spec_error, cfg, cfg_error, busy: bool) -> None:
+    run = ss.run
+    state = run_state(run)
+    cols = st.columns([1.1, 1.1, 1, 1, 4.5], vertical_alignment="center")
+    can_start = not busy and spec is not None and cfg is not None
+    cols[0].button("Start", icon=":material/play_arrow:", type="primary", disabled=not can_start, key="btn_start", on_click=on_start,
+                   args=(spec, cfg), width="stretch",
+                   help="Train a new model with the settings on the left (a new run replaces the shown one).")
+    paused = state == "paused"
+    cols[1].button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
+                   disabled=state not in ACTIVE, key="btn_pause",
+                   on_click=on_pause, width="stretch", help="Pause the training thread; resume where it stopped.")
+    cols[2].button("Stop", icon=":material/stop:", disabled=state not in ACTIVE, key="btn_stop", on_click=on_stop, width="stretch",
+                   help="Stop after the current step. The best epoch so far is kept and can be saved.")
+    cols[3].button("Reset", icon=":material/restart_alt:", disabled=busy or run is None, key="btn_reset", on_click=on_reset, width="stretch",
+                   help="Clear the charts and maps of the last run (saved checkpoints are kept).")
+    with cols[4]:
+        if spec_error:
+            st.warning(spec_error)
+        elif cfg_error:
+            st.warning("Fix the setting marked in the sidebar to start.")
+        elif run is None:
+            st.caption(f"Ready: **{spec.label if spec else '?'}** · {cfg.epochs} epochs · seed {cfg.seed}. "
+                       "Press **Start** and watch ACMR learn.")
+
+
+# --- status (progress and metric cards) ------------------------------------------------------------------
+
+STATE_BADGE = {"ready": ":gray-badge[ready]", "running": ":green-badge[:material/autorenew: training]",
+               "paused": ":orange-badge[:material/pause: paused]", "stopped": ":gray-badge[:material/stop: stopped]",
+               "finished": ":blue-badge[:material/check: finished]", "failed": ":red-badge[:material/error: failed]"}
+
+
+def status_panel() -> None:
+    run = ss.run
+    if run is None:
+        return
+    v = run.view()
+    box = st.container()
+    if v.state == "failed":
+        box.error(f"**Training failed.** {v.error}\n\nChange the settings or the data and press **Start** again; "
+                 "nothing that was saved before is lost.", icon=":material/error:")
+    total = max(1, v.total_steps)
+    eta = f" · about {charts.fmt_seconds(v.eta)} left" if v.eta is not None else ""
+    text = (f"{STATE_BADGE.get(v.state, v.state)} · **{v.name}** on {v.dataset_name} · epoch {v.epoch}/{v.epochs} · "
+            f"step {v.global_step}/{v.total_steps or '?'} · {charts.fmt_seconds(v.elapsed)} elapsed{eta}")
+    st.progress(min(1.0, v.global_step / total), text=text)
+    # always exactly one caption here: a fragment whose elements change in number can leave stale ones behind
+    caption = "\u00a0"
+    if v.state in ACTIVE and v.message and not v.global_step:
+        caption = f":material/hourglass_top: {v.message} …"
+    elif v.state in ACTIVE:
+        caption = f"{v.message}" if v.state == "paused" else "Training in a background thread: the page stays usable."
+    elif v.state in DONE and v.message:
+        note = run.finish_note
+        search = (" · :material/search: the Search tab now uses this model" if note == "ok" else
+                  f" · the model could not be handed to Search ({note.removeprefix('failed: ')})" if note else "")
+        caption = v.message + search
+    st.caption(caption)
+    metric_cards(v)
+    # a run that just ended: rerun the whole page once, so the locked controls unlock
+    if v.state in DONE and ss.get("_last_state") in ACTIVE:
+        ss["_last_state"] = v.state
+        st.rerun(scope="app")
+    ss["_last_state"] = v.state
+
+
+def metric_cards(v) -> None:
+    h = v.history
+    cols = st.columns(6)
+    if not h:
+        for c, label in zip(cols, ["mAP avg (val)", "Image → Text", "Text → Image", "Modality probe", "Modality gap",
+                                   "D accuracy"]):
+            c.metric(label, "–", border=True, height=CARD_H)
+        return
+    first, last = h[0], h[-1]
+
+    def card(col, label, key, better_up=True, fmt="{:.3f}", help_=None):
+        val, base = last.get(key), first.get(key)
+        if val is None:
+            col.metric(label, "–", border=True, help=help_, height=CARD_H)
+            return
+        delta = None if base is None or last is first else f"{val - base:+.3f}"
+        col.metric(label, fmt.format(val), delta, delta_color="normal" if better_up else "inverse", border=True,
+                   help=(help_ + " " if help_ else "") + "The small number: change since epoch 0 (before training).",
+                   height=CARD_H)
+
+    card(cols[0], "mAP avg (val)", "val_avg", help_="Mean of both retrieval directions, validation split, mAP@all.")
+    card(cols[1], "Image → Text", "val_img2txt")
+    card(cols[2], "Text → Image", "val_txt2img")
+    card(cols[3], "Modality probe", "probe", better_up=False,
+         help_="Balanced accuracy of a fresh image-vs-text classifier: 0.5 = modality-invariant.")
+    card(cols[4], "Modality gap", "gap", better_up=False, help_="Distance between the image and text centroids.")
+    acc = v.steps["disc_acc"]
+    per_epoch = max(1, int(round(v.total_steps / max(1, v.epochs)))) if v.total_steps else 1
+    import numpy as np
+
+    recent = acc[-per_epoch:]
+    recent = recent[np.isfinite(recent)]
+    cols[5].metric("D accuracy", f"{recent.mean():.0%}" if len(recent) else "–", border=True,
+                   help="The modality classifier's accuracy over the last epoch's steps: 50% = fooled.",
+                   height=CARD_H)
+
+
+# --- the training tab ------------------------------------------------------------------------------------
+
+def explain(key: str) -> None:
+    with st.expander("What am I looking at?"):
+        st.markdown(EXPLAIN[key])
+
+
+def training_tab() -> None:
+    run = ss.run
+    if run is None:
+        st.info("Press **Start** to train ACMR on the chosen dataset. The charts below fill in live: the losses "
+                "per step, the modality classifier being fooled, and retrieval improving epoch by epoch.")
+        loaded = ss.loaded
+        if loaded:
+            st.markdown(f"**Loaded checkpoint** `{loaded['path']}`: its training history")
+            history_charts(loaded["meta"])
+        return
+    v = run.view()
+    figs = {"losses": charts.loss_figure(v), "modality_classifier": charts.disc_figure(v), "grl": charts.grl_figure(v)}
+    epoch_key = (v.run_id, len(v.history), v.best_epoch)      # these change once per epoch: build them once
+    for name, build in (("map", charts.map_figure_epochs), ("probe", charts.probe_figure), ("gap", charts.gap_figure)):
+        figs[name] = _cached_figure(name, epoch_key, lambda b=build: b(v))
+    st.plotly_chart(figs["losses"], config=charts.PLOT_CONFIG, key="fig_losses")
+    explain("losses")
+    c1, c2 = st.columns(2)
+    with c1:
+        st.plotly_chart(figs["modality_classifier"], config=charts.PLOT_CONFIG, key="fig_disc")
+        explain("modality_classifier")
+    with c2:
+        st.plotly_chart(figs["map"], config=charts.PLOT_CONFIG, key="fig_map")
+        explain("map")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.plotly_chart(figs["probe"], config=charts.PLOT_CONFIG, key="fig_probe")
+        explain("probe")
+    with c2:
+        st.plotly_chart(figs["gap"], config=charts.PLOT_CONFIG, key="fig_gap")
+        explain("gap")
+    with c3:
+        st.plotly_chart(figs["grl"], config=charts.PLOT_CONFIG, key="fig_grl")
+        explain("grl")
+
+
+def _cached_figure(name: str, key, build):
+    cache = ss.setdefault("_figcache", {})
+    if name not in cache or cache[name][0] != key:
+        cache[name] = (key, build())
+    return cache[name][1]
+
+
+def history_charts(meta: dict) -> None:
+    hist = meta.get("history") or []
+    if not hist:
+        st.caption("This checkpoint has no training history.")
+        return
+    cfg = meta.get("config", {})
+    fake = SimpleNamespace(history=[{**r, "probe": r.get("probe")} for r in hist], epochs=cfg.get("epochs", len(hist)),
+                           best_epoch=(meta.get("metrics") or {}).get("best_epoch", 0))
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.map_figure_epochs(fake), config=charts.PLOT_CONFIG, key="fig_loaded_map")
+    c2.plotly_chart(charts.probe_figure(fake), config=charts.PLOT_CONFIG, key="fig_loaded_probe")
+
+
+# --- the maps tab ----------------------------------------------------------------------------------------
+
+def _captions(run):
+    ds = run.dataset
+    return getattr(ds, "captions", None) if ds is not None else None
+
+
+def maps_tab() -> None:
+    run = ss.run
+    if run is None:
+        st.info("The maps of the common space appear here once training starts (epoch 0 = the untrained model).")
+        return
+    v = run.view()
+    c1, c2, c3 = st.columns([1.3, 1.3, 2])
+    method = c1.segmented_control("Projection", ["UMAP", "PCA"], default="UMAP", key="map_method",
+                                  help="UMAP: computed at chosen epochs (keeps neighbourhoods: shows the modality gap). "
+                                       "PCA: recomputed live every epoch (keeps large-scale variance).") or "UMAP"
+    layout = c2.segmented_control("View", ["Side by side", "Before / after"], default="Side by side",
+                                  key="map_layout") or "Side by side"
+    colour = "class"
+    if layout == "Before / after":
+        colour = c3.segmented_control("Colour by", ["modality", "class"], default="class", key="map_colour") or "class"
+    frames = v.pca if method == "PCA" else v.umap
+    with st.container():        # one element whatever it holds: the elements below never shift (see status_panel)
+        if method == "UMAP":
+            umap_status(run, v)
+            if not frames and v.pca:
+                st.caption(":material/info: No UMAP frame yet: showing the live PCA map meanwhile.")
+                method, frames = "PCA", v.pca
+    if not frames:
+        st.info("No map yet: waiting for the first epoch's embeddings …" if method == "PCA" else
+                "No UMAP frame yet. Frames are computed at the epochs listed above as training reaches them.")
+        explain("maps")
+        return
+    epochs = sorted(frames)
+    latest = epochs[-1]
+    follow = ss.map_follow
+    chosen = ss.get("map_epoch_chosen")
+    epoch = latest if follow or chosen not in epochs else chosen
+    if len(epochs) > 1:
+        s1, s2 = st.columns([5, 1], vertical_alignment="bottom")
+        # following: a fresh slider per newest frame (so it jumps along); scrubbing: one stable slider
+        key = f"map_sel_{method}_{latest}" if follow else f"map_sel_{method}_fixed"
+        s1.select_slider("Epoch (scrub through training)", options=epochs, value=epoch, key=key,
+                         on_change=_on_scrub, args=(key,))
+        s2.toggle("Follow live", key="map_follow", help="Jump to the newest epoch as training goes.")
+    frame = frames[epoch]
+    ranges = charts.axis_range([frames[e] for e in epochs])
+    names, caps = v.class_names, _captions(run)
+    thumbs = services.thumb_prefix(run.dataset)
+    if layout == "Side by side":
+        a, b = st.columns(2)
+        with a:
+            st.plotly_chart(charts.embedding_map(frame, "modality", names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                                 title=f"{method}, epoch {epoch}: by modality"),
+                            config=charts.MAP_CONFIG, key="fig_map_mod", on_select="rerun",
+                            selection_mode=("points", "box", "lasso"))
+        with b:
+            st.plotly_chart(charts.embedding_map(frame, "class", names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                                 title=f"{method}, epoch {epoch}: by class"),
+                            config=charts.MAP_CONFIG, key="fig_map_cls", on_select="rerun",
+                            selection_mode=("points", "box", "lasso"))
+    else:
+        before = frames[epochs[0]]
+        a, b = st.columns(2)
+        with a:
+            st.plotly_chart(charts.embedding_map(before, colour, names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                                 title=f"{method} · before: epoch {before.epoch} (by {colour})"),
+                            config=charts.MAP_CONFIG, key="fig_map_before")
+        with b:
+            st.plotly_chart(charts.embedding_map(frame, colour, names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                                 title=f"{method} · after: epoch {epoch} (by {colour})"),
+                            config=charts.MAP_CONFIG, key="fig_map_after", on_select="rerun",
+                            selection_mode=("points", "box", "lasso"))
+    st.caption(f"{frame.n_pairs} validation pairs ({2 * frame.n_pairs} points). Hover a point for its class and "
+               "caption" + (" (and, for an image, the picture)" if thumbs else "") + "; click or lasso points to "
+               "list the items below. Drag to pan, scroll to zoom, double-click to reset the view.")
+    if thumbs:
+        st.html(charts.HOVER_SCRIPT, unsafe_allow_javascript=True)
+    selected_items(run)
+    explain("maps")
+
+
+def _on_scrub(key: str) -> None:
+    ss.map_epoch_chosen = ss[key]
+    ss.map_follow = False
+
+
+def umap_status(run, v) -> None:
+    warm = maps.warm_status()
+    parts = []
+    if warm["state"] == "warming":
+        parts.append(":material/hourglass_top: umap-learn is compiling (first use in this process; later frames "
+                     "take seconds)")
+    elif warm["state"] == "failed":
+        parts.append(f":material/warning: UMAP unavailable: {warm['error']}")
+    if v.umap_pending:
+        parts.append(f"computing epoch {', '.join(map(str, v.umap_pending))} …")
+    done = sorted(v.umap)
+    parts.append(f"ready: epochs {', '.join(map(str, done)) if done else 'none yet'}")
+    parts.append(f"planned: {', '.join(map(str, sorted(run.umap_epochs)))}")
+    have = sorted(e for e in run.snapshots() if e not in v.umap and e not in v.umap_pending)
+    c1, c2, c3 = st.columns([4, 1, 0.8], vertical_alignment="bottom")
+    c1.caption("UMAP frames · " + " · ".join(parts))
+    if have:
+        pick = c2.selectbox("Add a frame at epoch", have, index=len(have) - 1, key="umap_add_epoch")
+        if c3.button("Add", key="btn_umap_add", icon=":material/add:", help="Compute a UMAP frame of this epoch too"):
+            run.request_umap(int(pick))
+            st.rerun(scope="app")            # the whole page: so the maps poll until the frame is ready
+    if v.umap_error:
+        st.warning(v.umap_error)
+
+
+def selected_items(run) -> None:
+    pts = []
+    for key in ("fig_map_mod", "fig_map_cls", "fig_map_after"):
+        state = ss.get(key)
+        try:
+            pts += list(state.selection.points) if state else []
+        except AttributeError:
+            pts += list((state or {}).get("selection", {}).get("points", []))
+    rows = []
+    for p in pts:
+        cd = p.get("customdata")
+        row = cd[0] if isinstance(cd, (list, tuple)) else cd
+        if row is not None and int(row) not in rows:
+            rows.append(int(row))
+    if not rows or run.dataset is None:
+        return
+    ds = run.dataset
+    st.markdown(f"**Selected: {len(rows)} pair(s)**" + (" (showing 12)" if len(rows) > 12 else ""))
+    cols = st.columns(6)
+    for i, row in enumerate(rows[:12]):
+        with cols[i % 6]:
+            label = ds.labels[row]
+            cname = ds.class_names[int(label)] if getattr(label, "ndim", 0) == 0 else "multi-label"
+            if ds.images is not None:
+                st.image(ds.images[row], width=96)
+            cap = ds.captions[row] if ds.captions is not None else None
+            st.caption(f"**{cname}** · #{row}" + (f"<br>{cap}" if cap else ""), unsafe_allow_html=True)
+
+
+# --- the compare tab -------------------------------------------------------------------------------------
+
+def on_compare(spec, cfg) -> None:
+    if is_busy():
+        return
+    ss.cmp = ComparisonRun(spec.load, cfg, dataset_label=spec.label, umap_epochs=[0, cfg.epochs])
+    for r in ss.cmp.runs.values():
+        services.track(r)
+    ss.cmp.start()
+
+
+def on_compare_stop() -> None:
+    if ss.cmp is not None:
+        ss.cmp.stop()
+
+
+def compare_tab(spec, cfg, busy: bool) -> None:
+    st.markdown("#### Does the adversarial loss matter? Same seed, same data, with and without it.")
+    c1, c2, _ = st.columns([1.6, 1, 3])
+    c1.button("Run comparison", icon=":material/play_arrow:", type="primary", key="btn_compare", on_click=on_compare, args=(spec, cfg),
+              disabled=busy or spec is None or cfg is None, width="stretch",
+              help="Trains twice with the settings on the left (adversarial loss on, then off), one after the other.")
+    cmp = ss.cmp
+    c2.button("Stop", icon=":material/stop:", key="btn_compare_stop", on_click=on_compare_stop,
+              disabled=cmp is None or cmp.state != "running", width="stretch")
+    explain("compare")
+    if cmp is None:
+        return
+    views = {label: r.view() for label, r in cmp.runs.items()}
+    cols = st.columns(2)
+    for col, (label, v) in zip(cols, views.items()):
+        with col:
+            st.markdown(f"##### {':blue-badge[A]' if 'with ' in label else ':orange-badge[B]'} {label}")
+            last = v.last
+            st.progress(v.progress, text=f"{STATE_BADGE.get(v.state, v.state)} · epoch {v.epoch}/{v.epochs}")
+            with st.container():
+                if v.error:
+                    st.error(v.error)
+            m1, m2, m3 = st.columns(3)
+            m1.metric("mAP avg (val)", f"{last['val_avg']:.3f}" if last else "–", border=True)
+            m2.metric("Modality probe", f"{last['probe']:.3f}" if last and last.get("probe") is not None else "–",
+                      border=True)
+            m3.metric("Modality gap", f"{last['gap']:.3f}" if last else "–", border=True)
+            frames = v.umap if v.umap else v.pca
+            if frames:
+                e = max(frames)
+                f = frames[e]
+                ranges = charts.axis_range([f])
+                for colour in ("modality", "class"):
+                    st.plotly_chart(charts.embedding_map(f, colour, v.class_names, ranges=ranges, height=420,
+                                                         marker_size=6,
+                                                         title=f"{f.method.upper()}, epoch {e}: by {colour}"),
+                                    config=charts.MAP_CONFIG, key=f"fig_cmp_{'a' if 'with ' in label else 'b'}_{colour}")
+    d1, d2, d3 = st.columns(3)
+    d1.plotly_chart(charts.comparison_curves(views, "val_avg", "Validation mAP (avg)", "mAP"), key="fig_cmp_map",
+                    config=charts.PLOT_CONFIG)
+    d2.plotly_chart(charts.comparison_curves(views, "probe", "Modality probe (0.5 = mixed)", "balanced accuracy",
+                                             yrange=[0.4, 1.05], ref=0.5), key="fig_cmp_probe", config=charts.PLOT_CONFIG)
+    d3.plotly_chart(charts.comparison_curves(views, "gap", "Modality gap", "centroid distance"), key="fig_cmp_gap",
+                    config=charts.PLOT_CONFIG)
+    # a change of state (started from this fragment's button, or finished): rerun the whole page once, so the
+    # controls lock or unlock and the polling starts or stops
+    last = ss.get("_cmp_last")
+    ss["_cmp_last"] = (id(cmp), cmp.state)
+    if last is not None and last != (id(cmp), cmp.state) or (last is None and cmp.state == "running"):
+        st.rerun(scope="app")
+
+
+# --- the search tab --------------------------------------------------------------------------------------
+
+def search_tab() -> None:
+    st.caption(f"Searching with: **{services.store_status()}**. A model trained here is handed to Search when "
+               "training ends; a checkpoint you load is used at once.")
+    if services.SEARCH["status"] == "unavailable":
+        st.warning(f"The search app could not be loaded: {services.SEARCH['error']}")
+    st.iframe("/gradio/", height=1100)
+
+
+# --- checkpoints and export ------------------------------------------------------------------------------
+
+def on_save() -> None:
+    run = ss.run
+    try:
+        folder = run.save(services.checkpoints_dir())
+        try:
+            services.publish_run(run, checkpoint=folder)
+        except Exception:  # noqa: BLE001
+            pass
+        ss.save_msg = ("success", f"Saved checkpoint **{_rel(folder)}** ({run.model_state()[1]}).")
+    except Exception as e:  # noqa: BLE001
+        ss.save_msg = ("error", f"Could not save: {e}")
+
+
+def on_load(path) -> None:
+    if path:
+        ss.task = services.load_checkpoint_task(path)
+
+
+def _rel(p) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def checkpoints_tab(busy: bool) -> None:
+    run = ss.run
+    v = run.view() if run is not None else None
+    left, right = st.columns(2)
+    with left:
+        st.markdown("#### Save")
+        can_save = v is not None and v.epoch >= 1
+        st.button("Save checkpoint", icon=":material/save:", key="btn_save", on_click=on_save, disabled=not can_save,
+                  help="Writes a new folder under checkpoints/ (never overwrites): the best epoch once training "
+                       "ended, else the end of the last completed epoch.")
+        msg = ss.pop("save_msg", None)
+        if msg:
+            getattr(st, msg[0])(msg[1])
+        if v is not None and v.saved:
+            st.caption("Saved from this run: " + ", ".join(f"`{_rel(p)}`" for p in v.saved))
+        elif v is None or v.epoch < 1:
+            st.caption("Train at least one epoch to save.")
+        st.markdown("#### Load")
+        found = services.list_checkpoints()
+        if not found:
+            st.caption("No checkpoints under checkpoints/ yet.")
+        else:
+            pick = st.selectbox("Checkpoint", [str(p) for p in found], format_func=_rel, key="ckpt_pick",
+                                help="Newest first. Loading makes it the model Search uses and shows its history.")
+            task = ss.task
+            loading = task is not None and not task.done
+            st.button("Load checkpoint", icon=":material/folder_open:", key="btn_load", on_click=on_load, args=(pick,), disabled=busy or loading)
+        task_status()
+    with right:
+        st.markdown("#### Export")
+        if v is None:
+            st.caption("Nothing to export yet.")
+        else:
+            st.download_button("Metrics per epoch (CSV)", icon=":material/download:", data=run.metrics_csv, file_name=f"acmr-{run.run_id}-epochs.csv",
+                               mime="text/csv", key="dl_csv", on_click="ignore")
+            st.download_button("Losses per step (CSV)", icon=":material/download:", data=run.steps_csv, file_name=f"acmr-{run.run_id}-steps.csv",
+                               mime="text/csv", key="dl_steps", on_click="ignore")
+            st.download_button("All charts (interactive HTML, works offline)", icon=":material/download:", data=lambda: _charts_html(run),
+                               file_name=f"acmr-{run.run_id}-charts.html", mime="text/html", key="dl_html",
+                               on_click="ignore")
+            st.caption("For a PNG of one chart, use the :material/photo_camera: button that appears when you hover the chart.")
+            last = v.saved[-1] if v.saved else None
+            st.download_button("Current checkpoint (zip)", icon=":material/download:", data=lambda: _zip_folder(last) if last else b"",
+                               file_name=f"{Path(last).name if last else 'checkpoint'}.zip", mime="application/zip",
+                               key="dl_ckpt", on_click="ignore", disabled=last is None,
+                               help="The last checkpoint saved from this run (save one first).")
+    task = ss.task
+    if task is not None and task.done and not task.error and task.result:
+        st.markdown(f"##### Training history of `{_rel(task.result['path'])}`")
+        history_charts(task.result["meta"])
+
+
+def task_status() -> None:
+    task = ss.task
+    if task is None:
+        return
+    if not task.done and ss.get("_task_started") is not task:   # just started here: let the page start polling
+        ss["_task_started"] = task
+        st.rerun(scope="app")
+    if not task.done:
+        st.info(f":material/hourglass_top: Loading `{task.name.removeprefix('load-')}` (it reloads the data it was trained on) …")
+    elif task.error:
+        st.error(f"**Could not load the checkpoint.** {task.error}", icon=":material/error:")
+    else:
+        if ss.get("_task_seen") is not task:   # just finished: one full rerun so the page catches up
+            ss["_task_seen"] = task
+            st.rerun(scope="app")
+        res = task.result
+        if ss.loaded is None or ss.loaded.get("path") != res["path"]:
+            ss.loaded = res
+        metrics = res["meta"].get("metrics") or {}
+        ds = (res["meta"].get("dataset") or {}).get("dataset", "?")
+        st.success(f"Loaded **{_rel(res['path'])}** (trained on {ds}, best epoch {metrics.get('best_epoch', '?')}). "
+                   "Search now uses it. Its training history is below.")
+
+
+def _charts_html(run) -> str:
+    v = run.view()
+    figs = charts.training_figures(v)
+    for label, frames in (("PCA", v.pca), ("UMAP", v.umap)):
+        if frames:
+            e = max(frames)
+            for colour in ("modality", "class"):
+                figs[f"{label} map, epoch {e}, by {colour}"] = charts.embedding_map(frames[e], colour, v.class_names,
+                                                                                    _captions(run))
+    return charts.figures_html(figs, title=f"ACMR Lab · {v.name} on {v.dataset_name}")
+
+
+def _zip_folder(folder) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(Path(folder).iterdir()):
+            if p.is_file() and not p.name.startswith("."):
+                z.write(p, f"{Path(folder).name}/{p.name}")
+    return buf.getvalue()
+
+
+# --- page ------------------------------------------------------------------------------------------------
+
+def main() -> None:
+    st.set_page_config(page_title="ACMR Lab", page_icon=":material/hub:", layout="wide", initial_sidebar_state="expanded")
+    st.html("""<style>
+      .block-container {padding-top: 2.2rem; padding-bottom: 2rem;}
+      [data-testid="stMetricValue"] {font-size: 1.9rem;}
+      [data-testid="stExpander"] summary p {font-size: 0.92rem; color: #555;}
+    </style>""")
+    services.start_background()
+    _init_state()
+    busy = is_busy()
+    spec, spec_error, cfg, cfg_error = sidebar(busy)
+    st.markdown("## :material/hub: ACMR Lab · watch adversarial cross-modal retrieval learn")
+    st.caption("Two projectors map images and texts into one common space; a modality classifier tries to tell "
+               "them apart, and the projectors learn to fool it (Wang et al., ACM Multimedia 2017).")
+    control_bar(spec, spec_error, cfg, cfg_error, busy)
+    run = ss.run
+    live = run is not None and (run.state in ACTIVE or run.view().umap_pending)
+    st.fragment(status_panel, run_every=POLL if live else None)()
+    tabs = st.tabs(TABS, key="main_tab", on_change="rerun")
+    with tabs[0]:
+        if tabs[0].open:
+            st.fragment(training_tab, run_every=POLL if live else None)()
+    with tabs[1]:
+        if tabs[1].open:
+            st.fragment(maps_tab, run_every=POLL if live else None)()
+    with tabs[2]:
+        if tabs[2].open:
+            cmp = ss.cmp
+            st.fragment(compare_tab, run_every=POLL if cmp is not None and cmp.state == "running" else None)(
+                spec, cfg, busy)
+    with tabs[3]:
+        if tabs[3].open:
+            search_tab()
+    with tabs[4]:
+        if tabs[4].open:
+            task = ss.task
+            st.fragment(checkpoints_tab, run_every=POLL if (task is not None and not task.done) or live else None)(busy)
+
+
+main()

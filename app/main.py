@@ -1,0 +1,100 @@
+"""ACMR Lab: one process, one port. `streamlit run app/main.py` (from the project root) serves
+
+  /            the Streamlit dashboard (app/dashboard.py): train ACMR live, watch it learn, maps, export
+  /gradio/     the Gradio search app (app/search.py), shown inside the dashboard's Search tab
+  /healthz     a small JSON health check (Streamlit's own is /_stcore/health)
+  /acmr/thumb/ small PNGs of the raw images shown in the maps (hover thumbnails)
+
+Streamlit detects the `st.App` below and runs it with uvicorn; Gradio is mounted as an extra Starlette
+route, and its lifespan is chained into the app's lifespan (mounted sub-apps' lifespans do not run on
+their own). Training and search therefore share one live model (`app.model_store.STORE`) in one process.
+
+Offline by design: the server binds to 127.0.0.1 (.streamlit/config.toml), Streamlit's usage statistics
+and Gradio's analytics are off, and nothing is looked up on the network.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"       # before gradio is imported anywhere
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+os.environ.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:       # `streamlit run app/main.py` puts app/ on the path, not the project root
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.routing import Mount, Route  # noqa: E402
+
+from app import services  # noqa: E402
+
+try:  # OpenBLAS (numpy, scipy): one thread. The app's numpy work is small; on a busy 2-core machine that also
+    # trains, two spinning BLAS threads fought everything else (an SVD for a 2,000-point PCA took 1.5-15 s with two
+    # threads, 0.2 s with one). PyTorch's own thread pool is not affected.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits({"openblas": 1})
+except Exception:  # noqa: BLE001 - an optimisation only
+    pass
+
+STARTED = time.time()
+
+
+def _gradio_app():
+    """The search app on its own FastAPI app (mounted at /gradio below); a placeholder if it cannot load."""
+    from fastapi import FastAPI
+
+    fastapi_app = FastAPI(title="ACMR Lab search", docs_url=None, redoc_url=None, openapi_url=None)
+    try:
+        from app.search import mount_search
+
+        mount_search(fastapi_app, path="/", ssr_mode=False)
+        services.SEARCH["status"] = "ready"
+    except Exception as e:  # noqa: BLE001 - the dashboard still works; the Search tab says why
+        import gradio as gr
+
+        services.SEARCH.update(status="unavailable", error=f"{type(e).__name__}: {e}")
+        with gr.Blocks(title="ACMR Lab search") as blocks:
+            gr.Markdown(f"## Search is not available\n\nThe search app could not be loaded: `{e}`")
+        gr.mount_gradio_app(fastapi_app, blocks, path="/", ssr_mode=False, footer_links=[])
+    return fastapi_app
+
+
+GRADIO = _gradio_app()
+
+
+async def thumb(request: Request) -> Response:
+    """Small PNG of one raw image of a dataset shown in a map (the maps' hover thumbnails)."""
+    from starlette.concurrency import run_in_threadpool
+
+    png = await run_in_threadpool(services.thumbnail_png, request.path_params["token"], request.path_params["row"])
+    if png is None:
+        return Response(status_code=404)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "uptime_s": round(time.time() - STARTED, 2), **services.health()})
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    services.start_background()        # UMAP compilation and the default dataset, in daemon threads
+    async with GRADIO.router.lifespan_context(GRADIO):
+        yield
+
+
+app = st.App(
+    "dashboard.py",
+    routes=[Route("/healthz", healthz), Route("/acmr/thumb/{token}/{row:int}", thumb), Mount("/gradio", app=GRADIO)],
+    lifespan=lifespan,
+)

@@ -1,0 +1,257 @@
+"""Process-wide glue between the dashboard, the search app and acmr_core (no Streamlit imports here).
+
+- what the dashboard's dataset choices mean as `load_dataset` calls,
+- background start-up work (UMAP compilation, loading the default dataset),
+- handing a trained or loaded model to `app.model_store.STORE`, so the Search tab uses it,
+- a small background-task helper for slow actions (loading a checkpoint) that the page polls.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from acmr_core import maps
+from acmr_core.live import DATASETS, friendly_error
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkpoints_dir() -> Path:
+    """Where checkpoints are saved and listed: $ACMR_CHECKPOINTS_DIR, else checkpoints/ in the project."""
+    return Path(os.environ.get("ACMR_CHECKPOINTS_DIR") or ROOT / "checkpoints")
+
+SEARCH: dict[str, Any] = {"status": "not mounted", "error": None}
+
+DATASET_KINDS = {
+    "shapes": "Shapes (built-in, generated offline)",
+    "wikipedia": "Wikipedia benchmark (from a folder)",
+    "folder": "Your own images + captions (folder with a CSV)",
+    "features": "Your own features (.npz / .mat file)",
+}
+DEFAULT_WIKIPEDIA_DIR = ROOT.parent / "shared" / "data" / "wikipedia"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    kind: str
+    options: tuple = ()          # sorted (name, value) pairs, hashable
+
+    @property
+    def opts(self) -> dict:
+        return dict(self.options)
+
+    @property
+    def label(self) -> str:
+        o = self.opts
+        where = o.get("data_dir") or o.get("path")
+        return f"{self.kind}" + (f" ({where})" if where else "")
+
+    def load(self):
+        """Load (once per process; shared read-only by all sessions). Raises DataError/EncoderError."""
+        return DATASETS.get(self.kind, **self.opts)
+
+    def loaded(self):
+        return DATASETS.peek(self.kind, **self.opts)
+
+
+def dataset_spec(kind: str, data_dir: str = "", image_encoder: str = "hog_color", text_encoder: str = "tfidf",
+                 n_pairs: int | None = None, difficulty: str | None = None) -> DatasetSpec:
+    """What a choice in the dashboard means as a `load_dataset(kind, **options)` call."""
+    opts: dict = {}
+    if kind == "shapes":
+        opts = {"image_encoder": image_encoder, "text_encoder": text_encoder, "progress": False}
+        if n_pairs:
+            opts["n_pairs"] = int(n_pairs)
+        if difficulty and difficulty != "normal":
+            opts["difficulty"] = difficulty
+    elif kind == "folder":
+        opts = {"data_dir": data_dir.strip(), "image_encoder": image_encoder, "text_encoder": text_encoder,
+                "progress": False}
+    elif kind == "wikipedia":
+        opts = {"data_dir": data_dir.strip()}
+    elif kind == "features":
+        opts = {"path": data_dir.strip()}
+    else:
+        raise ValueError(f"unknown dataset kind {kind!r}")
+    return DatasetSpec(kind, tuple(sorted(opts.items())))
+
+
+DEFAULT_SPEC = dataset_spec("shapes")
+
+_started = threading.Event()
+
+
+def start_background() -> None:
+    """Once per process: compile umap-learn and load the default dataset, both in daemon threads."""
+    if _started.is_set():
+        return
+    _started.set()
+    maps.warm_up()
+    threading.Thread(target=_warm_charts, daemon=True, name="acmr-charts-warm-up").start()
+    if os.environ.get("ACMR_PREFETCH", "1").lower() not in ("0", "false", "no", "off"):
+        DATASETS.prefetch(DEFAULT_SPEC.kind, **DEFAULT_SPEC.opts)
+
+
+_RUNS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def track(run):
+    """Remember a run (weakly) so the health endpoint can report what trains in this process."""
+    _RUNS.add(run)
+    return run
+
+
+def _warm_charts() -> None:
+    try:
+        from app import charts
+
+        charts.warm_up()
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
+
+
+def health() -> dict:
+    runs = []
+    for r in list(_RUNS):
+        v = r.view()
+        runs.append({"id": v.run_id, "state": v.state, "epoch": v.epoch, "epochs": v.epochs, "step": v.global_step,
+                     "steps": v.total_steps, "elapsed_s": round(v.elapsed, 1), "umap_pending": len(v.umap_pending)})
+    return {"umap": maps.warm_status()["state"], "search": SEARCH["status"],
+            "default_dataset": "loaded" if DEFAULT_SPEC.loaded() is not None else "loading",
+            "runs": sorted(runs, key=lambda r: r["elapsed_s"])}
+
+
+# --- the model Search uses -----------------------------------------------------------------------------
+
+def publish_run(run, checkpoint: str | Path | None = None) -> int | None:
+    """Make a run's model the one Search uses (best epoch once finished). Returns the store version."""
+    from app.model_store import STORE
+
+    if run.dataset is None or run.trainer is None:
+        return None
+    _, what = run.model_state()
+    return STORE.set_from_training(run.model(), run.dataset, checkpoint=checkpoint,
+                                   source=f"{run.name} trained in the dashboard on {run.dataset.name} ({what})")
+
+
+def store_status() -> str:
+    from app.model_store import STORE
+
+    cur = STORE.get()
+    return "no model yet" if cur is None else cur.source
+
+
+# --- thumbnails for the maps' hover ----------------------------------------------------------------------
+
+_THUMB_SOURCES: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
+_thumb_lock = threading.Lock()
+THUMB_SIZE = 112
+
+
+def thumb_prefix(dataset) -> str | None:
+    """URL prefix ("/acmr/thumb/<token>/") under which the dataset's raw images are served as small PNGs,
+    or None if it has no raw images. The token is random: only datasets shown in a page are reachable."""
+    if dataset is None or getattr(dataset, "images", None) is None:
+        return None
+    with _thumb_lock:
+        token = getattr(dataset, "_acmr_thumb_token", None)
+        if token is None or _THUMB_SOURCES.get(token) is not dataset:
+            token = uuid.uuid4().hex[:16]
+            try:
+                dataset._acmr_thumb_token = token
+            except AttributeError:
+                return None
+            _THUMB_SOURCES[token] = dataset
+    return f"/acmr/thumb/{token}/"
+
+
+def thumbnail_png(token: str, row: int, size: int = THUMB_SIZE) -> bytes | None:
+    """A PNG thumbnail of image `row` of the dataset registered under `token` (None if unknown)."""
+    import io
+
+    from PIL import Image
+
+    ds = _THUMB_SOURCES.get(token)
+    if ds is None or ds.images is None or not 0 <= row < len(ds.images):
+        return None
+    im = ds.images[row].convert("RGB")
+    im.thumbnail((size, size), Image.NEAREST if max(im.size) <= size else Image.LANCZOS)
+    if max(im.size) < size:           # small pictures (e.g. 64 px shapes): scale up crisply
+        k = size // max(im.size)
+        im = im.resize((im.width * k, im.height * k), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+# --- background tasks ----------------------------------------------------------------------------------
+
+@dataclass
+class Task:
+    """A function running in a daemon thread; the page polls `done`, `result`, `error`."""
+
+    name: str
+    fn: Callable[[], Any]
+    started: float = field(default_factory=time.time)
+    result: Any = None
+    error: str | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> "Task":
+        def go():
+            try:
+                self.result = self.fn()
+            except Exception as e:  # noqa: BLE001 - shown in the page
+                self.error = friendly_error(e)
+
+        self._thread = threading.Thread(target=go, daemon=True, name=f"acmr-task-{self.name}")
+        self._thread.start()
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self._thread is not None and not self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.done
+
+
+def load_checkpoint_task(path: str | Path) -> Task:
+    """Load a checkpoint for Search (it reloads the data it was trained on) and read its history."""
+    def go():
+        import copy
+
+        from acmr_core.checkpoints import read_meta
+        from acmr_core.retrieval import SearchIndex
+        from app.model_store import STORE
+
+        meta = read_meta(path)
+        info = meta.get("dataset") or {}
+        dataset = None
+        if info.get("dataset") and isinstance(info.get("options"), dict):
+            # the loader's own options, as recorded: reuse the process-wide dataset cache (a copy: the index
+            # may re-encode features into it)
+            dataset = copy.copy(DATASETS.get(info["dataset"], **info["options"]))
+        index = SearchIndex.from_checkpoint(path, dataset=dataset)
+        STORE.set_index(index, index.source, path)
+        return {"path": str(path), "meta": meta}
+
+    return Task(f"load-{Path(path).name}", go).start()
+
+
+def list_checkpoints() -> list[Path]:
+    from acmr_core.checkpoints import WEIGHTS
+
+    root = checkpoints_dir()
+    if not root.is_dir():
+        return []
+    found = sorted(root.glob(f"**/{WEIGHTS}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [p.parent for p in found]

@@ -1,0 +1,310 @@
+"""Benchmark of the dashboard against the issue's targets.
+
+  .venv/bin/python bench/bench_app.py [--json out.json] [--skip-server] [--epochs N]
+
+1. ready    `streamlit run app/main.py` on a free loopback port, until /_stcore/health and /healthz answer
+            (target <= 15 s) and until the mounted Gradio app answers at /gradio/.
+2. train    the dashboard's default run (shapes, its default config): Start -> training finished -> the final
+            UMAP map ready (target <= 60 s), measured twice: (a) in the served app, with Chromium showing the page
+            (Start clicked, Maps tab open; progress read from /healthz) once the app's start-up work (default
+            dataset, UMAP compilation) is done; (b) in this process, same code path (acmr_core.live.TrainingRun
+            and its UMAP worker), no page.
+3. redraw   one live redraw during that training (target <= 300 ms): the server-side work of one poll of the
+            Training tab (build the six figures from a RunView and serialise them as Streamlit does) and of the
+            Maps tab (two map figures), sampled while training runs; plus one full page run in AppTest.
+4. umap     one UMAP frame of 2,000 points (1,000 pairs x 200-d embeddings) after warm-up (target <= 5 s),
+            from scratch and initialised from a previous frame.
+Timings depend on the machine and on what else runs on it: the JSON records the CPU count and load average.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except Exception:
+        return 0
+
+
+def bench_ready(timeout: float = 120, browser: bool = True) -> dict:
+    port = free_port()
+    env = dict(os.environ, ACMR_PREFETCH="1")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([PY, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = {"port": port}
+    try:
+        for name, path in (("health_s", "/_stcore/health"), ("healthz_s", "/healthz"), ("gradio_s", "/gradio/"),
+                           ("page_s", "/")):
+            while get(f"http://127.0.0.1:{port}{path}") != 200:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the server exited with code {proc.returncode}")
+                if time.perf_counter() - t0 > timeout:
+                    raise RuntimeError(f"{path} did not answer within {timeout} s")
+                time.sleep(0.1)
+            out[name] = round(time.perf_counter() - t0, 2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
+            out["healthz"] = json.loads(r.read())
+        if browser:
+            out["browser"] = bench_browser_run(f"http://127.0.0.1:{port}/")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return out
+
+
+def _health(url: str) -> dict:
+    with urllib.request.urlopen(url + "healthz", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def bench_browser_run(url: str, timeout: float = 600) -> dict:
+    """The default run as a user sees it: Chromium on the page, Start pressed, the Maps tab open, until the
+    run finished and its last UMAP frame is ready (read from /healthz). Skipped without Chromium/Playwright."""
+    chromium = "/usr/bin/chromium"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "playwright is not installed"}
+    if not Path(chromium).exists():
+        return {"skipped": f"{chromium} is absent"}
+    import tempfile
+
+    # wait for the default dataset and UMAP's compilation, as a presenter would (the page says when)
+    t_wait = time.perf_counter()
+    while True:
+        h = _health(url)
+        if h["default_dataset"] == "loaded" and h["umap"] in ("ready", "failed"):
+            break
+        if time.perf_counter() - t_wait > timeout:
+            return {"error": f"start-up work not done after {timeout} s: {h}"}
+        time.sleep(0.5)
+    ready_s = time.perf_counter() - t_wait
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="acmr-bench-"), executable_path=chromium,
+                                                   args=flags, headless=True, viewport={"width": 1500, "height": 1500})
+        pg = ctx.new_page()
+        pg.goto(url, wait_until="domcontentloaded")
+        pg.get_by_role("button", name="Start").wait_for(timeout=60_000)
+        old = {r["id"] for r in _health(url)["runs"]}
+        t0 = time.perf_counter()
+        pg.get_by_role("button", name="Start").click()
+        pg.get_by_role("tab", name="Maps").click()
+        result = {"waited_for_startup_work_s": round(ready_s, 1)}
+        while True:
+            runs = [r for r in _health(url)["runs"] if r["id"] not in old]
+            r = runs[0] if runs else None
+            if r and r["state"] == "finished" and "trained_s" not in result:
+                result["trained_s"] = round(time.perf_counter() - t0, 1)
+            if r and r["state"] in ("finished", "stopped", "failed") and r["umap_pending"] == 0:
+                result.update(start_to_final_maps_s=round(time.perf_counter() - t0, 1), run=r)
+                break
+            if time.perf_counter() - t0 > timeout:
+                result["error"] = f"not done after {timeout} s: {r}"
+                break
+            time.sleep(0.25)
+        time.sleep(2)
+        shot = Path(tempfile.gettempdir()) / "acmr-bench-final-maps.png"
+        pg.screenshot(path=str(shot))
+        result["screenshot"] = str(shot)
+        ctx.close()
+    return result
+
+
+def _serialise(fig) -> float:
+    """What st.plotly_chart does with a figure, timed (plotly's JSON encoder)."""
+    import plotly.io as pio
+
+    t = time.perf_counter()
+    pio.to_json(fig, validate=False)
+    return time.perf_counter() - t
+
+
+def redraw_times(run) -> dict:
+    from app import charts
+
+    t = time.perf_counter()
+    v = run.view()
+    figs = charts.training_figures(v)
+    build = time.perf_counter() - t
+    ser = sum(_serialise(f) for f in figs.values())
+    out = {"training_tab_ms": (build + ser) * 1000}
+    frames = v.umap or v.pca
+    if frames:
+        f = frames[max(frames)]
+        t = time.perf_counter()
+        rng = charts.axis_range(list(frames.values()))
+        caps = getattr(run.dataset, "captions", None)
+        maps_figs = [charts.embedding_map(f, c, v.class_names, caps, ranges=rng) for c in ("modality", "class")]
+        out["maps_tab_ms"] = (time.perf_counter() - t + sum(_serialise(m) for m in maps_figs)) * 1000
+    return out
+
+
+def bench_train(epochs: int | None) -> dict:
+    from acmr_core import maps
+    from acmr_core.live import TrainingRun, default_umap_epochs
+    from app import dashboard_defaults as dd
+    from app import services
+
+    t = time.perf_counter()
+    maps.warm_up()
+    maps.wait_warm(300)
+    warm = time.perf_counter() - t
+    from app import charts
+    charts.warm_up()                      # as the app does at start-up
+    t = time.perf_counter()
+    ds = services.DEFAULT_SPEC.load()
+    load = time.perf_counter() - t
+    cfg = dd.default_config()
+    if epochs:
+        cfg = cfg.replace(epochs=epochs)
+    t0 = time.perf_counter()
+    run = TrainingRun(ds, cfg, umap_epochs=default_umap_epochs(cfg.epochs)).start()
+    samples: list[dict] = []
+    while run.state in ("ready", "running", "paused"):
+        time.sleep(0.5)
+        if run.view().history:
+            samples.append(redraw_times(run))
+    t_trained = time.perf_counter() - t0
+    run.wait_maps(300)
+    t_maps = time.perf_counter() - t0
+    v = run.view()
+    first, last = v.history[0], v.history[-1]
+
+    def stats(key):
+        xs = [s[key] for s in samples if key in s]
+        if not xs:
+            return None
+        xs = sorted(xs)
+        return {"median_ms": round(statistics.median(xs), 1), "p95_ms": round(xs[int(0.95 * (len(xs) - 1))], 1),
+                "max_ms": round(max(xs), 1), "n": len(xs)}
+
+    return {"epochs": cfg.epochs, "umap_warm_up_s": round(warm, 1), "dataset_load_s": round(load, 1),
+            "state": v.state, "start_to_trained_s": round(t_trained, 1), "start_to_final_maps_s": round(t_maps, 1),
+            "umap_frames": sorted(v.umap), "umap_error": v.umap_error,
+            "val_map_avg": [round(first["val_avg"], 3), round(last["val_avg"], 3)],
+            "probe": [first["probe"], last["probe"]], "gap": [round(first["gap"], 3), round(last["gap"], 3)],
+            "redraw_training_tab": stats("training_tab_ms"), "redraw_maps_tab": stats("maps_tab_ms")}
+
+
+def bench_page_run() -> dict:
+    """One full page run (script execution) in AppTest while a run with history exists."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["ACMR_PREFETCH"] = "0"
+    at = AppTest.from_file(str(ROOT / "app" / "dashboard.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="ds_kind").select("wikipedia").run()
+    wiki = ROOT.parent / "shared" / "data" / "wikipedia"
+    if not wiki.is_dir():
+        return {"skipped": "no Wikipedia folder for a quick run"}
+    at.text_input(key="ds_dir_wikipedia").input(str(wiki)).run()
+    at.session_state["cfg_epochs"] = 200
+    at.run()
+    at.button(key="btn_start").click().run()
+    run = at.session_state["run"]
+    while run.view().epoch < 2:
+        time.sleep(0.3)
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        at.run()
+        times.append((time.perf_counter() - t) * 1000)
+    run.stop()
+    run.join(30)
+    return {"full_page_run_ms": {"median": round(statistics.median(times), 1), "max": round(max(times), 1)}}
+
+
+def bench_umap(n_pairs: int = 1000, dim: int = 200) -> dict:
+    import numpy as np
+
+    from acmr_core import maps
+
+    maps.warm_up()
+    maps.wait_warm(300)
+    rng = np.random.default_rng(0)
+    classes = rng.normal(size=(10, dim))
+    y = rng.integers(0, 10, n_pairs)
+    snap = {"image": np.tanh(classes[y] + rng.normal(size=(n_pairs, dim))).astype(np.float32),
+            "text": np.tanh(classes[y] + 0.5 + rng.normal(size=(n_pairs, dim))).astype(np.float32),
+            "labels": y, "index": np.arange(n_pairs)}
+    t = time.perf_counter()
+    f0 = maps.umap_frame(snap, 0)
+    scratch = time.perf_counter() - t
+    snap2 = {**snap, "image": snap["image"] * 0.9, "text": snap["text"] * 0.9}
+    t = time.perf_counter()
+    maps.umap_frame(snap2, 1, previous=f0.coords)
+    init = time.perf_counter() - t
+    t = time.perf_counter()
+    maps.pca_frame(snap2, 1, previous=f0.coords)
+    pca = time.perf_counter() - t
+    return {"points": 2 * n_pairs, "umap_from_scratch_s": round(scratch, 2),
+            "umap_from_previous_s": round(init, 2), "pca_ms": round(pca * 1000, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--skip-page", action="store_true")
+    ap.add_argument("--epochs", type=int, default=None, help="override the default run's epochs")
+    ap.add_argument("--no-browser", action="store_true", help="skip the run watched in Chromium")
+    args = ap.parse_args()
+    res = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    if not args.skip_server:
+        res["ready"] = bench_ready(browser=not args.no_browser)
+        print("ready:", res["ready"], flush=True)
+    res["umap"] = bench_umap()
+    print("umap:", res["umap"], flush=True)
+    res["train"] = bench_train(args.epochs)
+    print("train:", res["train"], flush=True)
+    if not args.skip_page:
+        res["page"] = bench_page_run()
+        print("page:", res["page"], flush=True)
+    res["load_average_at_end"] = os.getloadavg()
+    browser = res.get("ready", {}).get("browser", {})
+    targets = [("app ready (health) <= 15 s", res.get("ready", {}).get("healthz_s"), 15),
+               ("Start -> final maps <= 60 s (in-process)", res["train"]["start_to_final_maps_s"], 60),
+               ("Start -> final maps <= 60 s (browser)", browser.get("start_to_final_maps_s"), 60),
+               ("live redraw, training tab <= 300 ms", (res["train"]["redraw_training_tab"] or {}).get("max_ms"), 300),
+               ("live redraw, maps tab <= 300 ms", (res["train"]["redraw_maps_tab"] or {}).get("max_ms"), 300),
+               ("UMAP 2,000 points <= 5 s", max(res["umap"]["umap_from_scratch_s"], res["umap"]["umap_from_previous_s"]), 5)]
+    print("\ntarget                                             measured   ok")
+    for name, got, limit in targets:
+        ok = "–" if got is None else ("yes" if got <= limit else "NO")
+        print(f"{name:<50} {got if got is not None else '–':>9}   {ok}")
+    res["targets"] = [{"target": n, "measured": g, "limit": lim, "ok": None if g is None else g <= lim}
+                      for n, g, lim in targets]
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

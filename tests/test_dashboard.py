@@ -1,0 +1,407 @@
+"""The dashboard's page logic, driven with streamlit.testing.v1.AppTest (no browser).
+
+AppTest does not fire `run_every`: each `at.run()` is one poll of the page. Training runs in its real
+background thread; the tests poll until it reaches the state they wait for. A small features file (built
+from the synthetic fixture) and a tiny network keep each test to seconds.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from acmr_core.config import ACMRConfig
+from tests.conftest import make_synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "app" / "dashboard.py")
+TABS_LABELS = None
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACMR_CHECKPOINTS_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("ACMR_PREFETCH", "0")          # do not build the default shapes dataset in tests
+    monkeypatch.setenv("ACMR_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def features_file(tmp_path) -> Path:
+    ds = make_synthetic(n=360, classes=4, seed=3)
+    tr, te = ds.split == "train", ds.split == "test"
+    path = tmp_path / "tiny.npz"
+    np.savez(path, image_train=ds.image_features[tr], text_train=ds.text_features[tr], label_train=ds.labels[tr],
+             image_test=ds.image_features[te], text_test=ds.text_features[te], label_test=ds.labels[te],
+             class_names=np.array(["ant", "bee", "cat", "dog"]))
+    return path
+
+
+SMALL = {"epochs": 3, "image_layers": "32", "text_layers": "16", "common_dim": 8, "disc_layers": "8",
+         "batch_size": 32, "snapshot_size": 30}
+
+
+def page(features: Path | None = None, **cfg) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    if features is not None:
+        at.selectbox(key="ds_kind").select("features").run()
+        at.text_input(key="ds_dir_features").input(str(features)).run()
+    for k, v in {**SMALL, **cfg}.items():
+        at.session_state[f"cfg_{k}"] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def run_obj(at):
+    return at.session_state["run"] if "run" in at.session_state else None
+
+
+def wait(at: AppTest, pred, timeout: float = 90, what: str = "") -> AppTest:
+    t_end = time.monotonic() + timeout
+    while True:
+        at.run()
+        assert not at.exception, at.exception
+        if pred(at):
+            at.run()          # the state may have changed after that poll: one more poll shows it
+            assert not at.exception, at.exception
+            return at
+        if time.monotonic() > t_end:
+            run = run_obj(at)
+            raise AssertionError(f"timed out waiting for {what}; run state: {run and run.view().state} "
+                                 f"{run and run.view().message}")
+        time.sleep(0.2)
+
+
+def state(at) -> str:
+    run = run_obj(at)
+    return "none" if run is None else run.state
+
+
+def texts(at) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "error", "warning", "success", "info"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def open_tab(at, label_part: str) -> None:
+    from app.dashboard_defaults import TABS
+
+    at.session_state["main_tab"] = next(t for t in TABS if label_part in t)
+    at.run()
+
+
+# --- tests --------------------------------------------------------------------------------------------------
+
+def test_page_offers_every_hyperparameter_with_its_default_and_a_tooltip():
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="ds_kind").value == "shapes"
+    paper = ACMRConfig()
+    for f in fields(ACMRConfig):
+        w = None
+        for kind in ("number_input", "text_input", "selectbox", "toggle"):
+            try:
+                w = getattr(at, kind)(key=f"cfg_{f.name}")
+                break
+            except KeyError:
+                continue
+        assert w is not None, f"no widget for {f.name}"
+        assert w.help and ACMRConfig.help(f.name)[:30] in w.help and "Default:" in w.help, f.name
+        if f.name != "epochs":
+            d = getattr(paper, f.name)
+            shown = w.value
+            if isinstance(d, list):
+                assert shown == ", ".join(map(str, d))
+            else:
+                assert shown == d, (f.name, shown, d)
+    assert not at.button(key="btn_start").disabled
+    assert at.button(key="btn_pause").disabled and at.button(key="btn_stop").disabled
+
+
+def test_start_trains_live_then_finishes_and_unlocks(features_file):
+    at = page(features_file, epochs=60)
+    at.button(key="btn_start").click().run()
+    run = run_obj(at)
+    assert run is not None and run.state in ("running", "paused", "finished")
+    wait(at, lambda a: run.view().global_step > 0, what="the first step")
+    # while it runs: settings and Start are locked, Pause and Stop are not
+    assert at.button(key="btn_start").disabled and not at.button(key="btn_stop").disabled
+    assert at.number_input(key="cfg_lr").disabled and at.selectbox(key="ds_kind").disabled
+    steps_seen = run.view().global_step
+    wait(at, lambda a: run.view().global_step > steps_seen + 5, what="more steps")
+    assert len(at.get("plotly_chart")) >= 6                   # the live charts
+    run.stop()
+    wait(at, lambda a: state(a) == "stopped", what="stopped")
+    assert not at.button(key="btn_start").disabled and not at.number_input(key="cfg_lr").disabled
+
+
+def test_finished_run_shows_metrics_and_hands_the_model_to_search(features_file):
+    at = page(features_file)
+    at.button(key="btn_start").click().run()
+    wait(at, lambda a: state(a) == "finished", what="finished")
+    at.run()
+    v = run_obj(at).view()
+    assert [r["epoch"] for r in v.history] == [0, 1, 2, 3]
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["mAP avg (val)"] == f"{v.history[-1]['val_avg']:.3f}"
+    assert cards["Modality probe"] != "–"
+    from app.model_store import STORE
+    cur = STORE.get()
+    assert run_obj(at).finish_note == "ok"
+    assert cur is not None and v.name in cur.source and "trained in the dashboard" in cur.source
+    assert "the Search tab now uses this model" in texts(at)
+
+
+def test_pause_resume_stop_reset(features_file):
+    at = page(features_file, epochs=500)
+    at.button(key="btn_start").click().run()
+    run = run_obj(at)
+    wait(at, lambda a: run.view().global_step > 0, what="the first step")
+    at.button(key="btn_pause").click().run()
+    wait(at, lambda a: state(a) == "paused", what="paused")
+    assert at.button(key="btn_pause").label == "Resume"
+    s1 = run.view().global_step
+    time.sleep(0.5)
+    at.run()
+    assert run.view().global_step == s1
+    at.button(key="btn_pause").click().run()
+    wait(at, lambda a: run.view().global_step > s1, what="resumed steps")
+    assert at.button(key="btn_pause").label == "Pause"
+    assert at.button(key="btn_reset").disabled                # Reset is locked while training
+    with pytest.raises(Exception, match="disabled"):
+        at.button(key="btn_reset").click()
+    assert run_obj(at) is run
+    at.button(key="btn_stop").click().run()
+    wait(at, lambda a: state(a) == "stopped", what="stopped")
+    assert "stopped" in run.view().message
+    at.button(key="btn_reset").click().run()
+    assert run_obj(at) is None
+    assert not at.button(key="btn_start").disabled and at.button(key="btn_reset").disabled
+
+
+def test_save_and_load_checkpoint(features_file, tmp_path):
+    at = page(features_file, epochs=2)
+    at.button(key="btn_start").click().run()
+    wait(at, lambda a: state(a) == "finished", what="finished")
+    open_tab(at, "Checkpoints")
+    at.button(key="btn_save").click().run()
+    saved = list((tmp_path / "checkpoints").glob("*/acmr.safetensors"))
+    assert len(saved) == 1, saved
+    assert "Saved checkpoint" in texts(at)
+    at.button(key="btn_save").click().run()                   # a second save never overwrites the first
+    assert len(list((tmp_path / "checkpoints").glob("*/acmr.safetensors"))) == 2
+    # downloads exist
+    assert {d.key for d in at.get("download_button")} >= {"dl_csv", "dl_steps", "dl_html", "dl_ckpt"} or \
+        len(at.get("download_button")) >= 4
+    # load the first one back
+    at.selectbox(key="ckpt_pick").select(str(saved[0].parent)).run()
+    at.button(key="btn_load").click().run()
+    wait(at, lambda a: a.session_state["task"].done, what="the checkpoint to load")
+    at.run()
+    assert "Loaded" in texts(at) and "Search now uses it" in texts(at), texts(at)
+    from app.model_store import STORE
+    assert Path(STORE.get().checkpoint).resolve() == saved[0].parent.resolve()
+
+
+def test_bad_data_folder_shows_a_clear_message_and_the_app_stays_usable(tmp_path):
+    at = page(None)
+    at.selectbox(key="ds_kind").select("wikipedia").run()
+    at.text_input(key="ds_dir_wikipedia").input(str(tmp_path / "not-there")).run()
+    at.button(key="btn_start").click().run()
+    wait(at, lambda a: state(a) == "failed", what="the failure")
+    err = " ".join(e.value for e in at.error)
+    assert "Training failed" in err and "not-there" in err and "no such folder" in err
+    assert not at.button(key="btn_start").disabled             # usable: fix and start again
+
+
+def test_nan_loss_is_reported_and_rolled_back(features_file):
+    at = page(features_file, lr=1e6, max_loss=1e-6)
+    at.button(key="btn_start").click().run()
+    wait(at, lambda a: state(a) == "failed", what="the divergence")
+    err = " ".join(e.value for e in at.error)
+    assert "loss" in err and "lower learning rate" in err
+
+
+def test_invalid_setting_blocks_start_with_the_field_named(features_file):
+    at = page(features_file, image_layers="2000, lots")
+    assert at.button(key="btn_start").disabled
+    assert any("image_layers" in e.value for e in at.error)
+    at.session_state["cfg_image_layers"] = "64"
+    at.session_state["cfg_dropout"] = 0.5
+    at.run()
+    assert not at.button(key="btn_start").disabled
+
+
+def test_checkpoint_that_does_not_fit_is_refused_with_a_message(features_file, tmp_path):
+    at = page(features_file, epochs=1)
+    at.button(key="btn_start").click().run()
+    wait(at, lambda a: state(a) == "finished", what="finished")
+    folder = run_obj(at).save(tmp_path / "checkpoints")
+    # corrupt the weights: one tensor of the wrong shape, same metadata
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    wp = folder / "acmr.safetensors"
+    with safe_open(str(wp), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(wp))
+    key = next(k for k in tensors if k.endswith("weight"))
+    tensors[key] = tensors[key][:, :1].contiguous()
+    save_file(tensors, str(wp), metadata=meta)
+    open_tab(at, "Checkpoints")
+    at.selectbox(key="ckpt_pick").select(str(folder)).run()
+    at.button(key="btn_load").click().run()
+    wait(at, lambda a: a.session_state["task"].done, what="the load attempt")
+    at.run()
+    err = " ".join(e.value for e in at.error)
+    assert "Could not load the checkpoint" in err and "do not fit" in err, err
+
+
+def test_two_sessions_train_independently(features_file, tmp_path):
+    a = page(features_file, seed=1, epochs=2)
+    b = page(features_file, seed=2, epochs=2)
+    a.button(key="btn_start").click().run()
+    b.button(key="btn_start").click().run()
+    ra, rb = run_obj(a), run_obj(b)
+    assert ra is not rb
+    wait(a, lambda x: state(x) == "finished", what="session A")
+    wait(b, lambda x: state(x) == "finished", what="session B")
+    assert ra.config.seed == 1 and rb.config.seed == 2
+    ha, hb = ra.view().history, rb.view().history
+    assert len(ha) == len(hb) == 3 and ha[-1]["val_avg"] != hb[-1]["val_avg"]
+    fa, fb = ra.save(tmp_path / "checkpoints"), rb.save(tmp_path / "checkpoints")
+    assert fa != fb and fa.is_dir() and fb.is_dir()
+
+
+def test_comparison_run_from_the_page(features_file):
+    at = page(features_file, epochs=2)
+    open_tab(at, "Compare")
+    at.button(key="btn_compare").click().run()
+    cmp = at.session_state["cmp"]
+    assert at.button(key="btn_start").disabled                # one heavy job at a time per session
+    wait(at, lambda a: cmp.state != "running", timeout=180, what="the comparison")
+    assert cmp.state == "finished"
+    at.run()
+    labels = [m.label for m in at.metric]
+    assert labels.count("Modality probe") >= 2
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def test_maps_tab_shows_both_colourings_and_scrubs(features_file):
+    at = page(features_file, epochs=3)
+    at.button(key="btn_start").click().run()
+    wait(at, lambda a: state(a) == "finished", what="finished")
+    open_tab(at, "Maps")
+    at.session_state["map_method"] = "PCA"
+    at.run()
+
+    def titles():
+        import json
+        return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+    assert titles() == ["PCA, epoch 3: by modality", "PCA, epoch 3: by class"]   # follows the newest epoch
+    at.session_state["map_follow"] = False
+    at.session_state["map_epoch_chosen"] = 1                                    # scrub back
+    at.run()
+    assert titles() == ["PCA, epoch 1: by modality", "PCA, epoch 1: by class"]
+    slider = at.select_slider(key="map_sel_PCA_fixed")
+    assert list(slider.options) == ["0", "1", "2", "3"] and slider.value == 1
+    slider.set_value(2).run()
+    assert titles()[0] == "PCA, epoch 2: by modality" and at.session_state["map_follow"] is False
+    at.session_state["map_layout"] = "Before / after"
+    at.session_state["map_colour"] = "modality"
+    at.run()
+    assert titles() == ["PCA · before: epoch 0 (by modality)", "PCA · after: epoch 2 (by modality)"]
+    at.session_state["map_colour"] = "class"
+    at.run()
+    assert titles() == ["PCA · before: epoch 0 (by class)", "PCA · after: epoch 2 (by class)"]
+
+
+# --- the figures themselves (built without plotly's validation for speed: validate them here) -----------
+
+def arr(v):
+    """A plotly array, whether a list/ndarray or plotly 6's base64 typed-array dict."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v)
+
+
+def _valid(fig):
+    import plotly.graph_objects as go
+
+    return go.Figure(fig.to_dict())          # raises on any invalid property
+
+
+def test_every_figure_is_valid_plotly_empty_and_full(synthetic):
+    from acmr_core.live import TrainingRun
+    from app import charts
+
+    cfg = ACMRConfig(epochs=2, image_layers=[16], text_layers=[16], common_dim=8, batch_size=32, snapshot_size=20)
+    run = TrainingRun(synthetic, cfg, umap_epochs=[])
+    empty = run.view()
+    for fig in charts.training_figures(empty).values():
+        _valid(fig)
+    run.start()
+    assert run.join(60)
+    v = run.view()
+    figs = charts.training_figures(v)
+    for name, fig in figs.items():
+        f = _valid(fig)
+        assert f.layout.title.text, name
+    losses = _valid(figs["losses"])
+    assert len(losses.data) == 10 and len(arr(losses.data[0].x)) == v.total_steps
+    assert [a.text for a in losses.layout.annotations][:5] == [charts.LOSS_NAMES[k][0] for k in
+                                                              ("imd", "imi", "reg", "adv", "total")]
+    mp = _valid(figs["map"])
+    assert [t.name for t in mp.data] == ["Image → Text", "Text → Image", "average"]
+    assert np.allclose(arr(mp.data[2].y), [r["val_avg"] for r in v.history])
+    frame = v.pca[2]
+    for colour in ("modality", "class"):
+        m = _valid(charts.embedding_map(frame, colour, v.class_names, thumb_prefix="/acmr/thumb/x/"))
+        assert sum(len(arr(t.x)) for t in m.data) == len(frame.coords)
+        assert all((t.meta is not None) == (t.marker.symbol == "circle") for t in m.data)   # thumbs: images only
+    views = {"a": v, "b": v}
+    _valid(charts.comparison_curves(views, "probe", "p", "acc", [0.4, 1.05], ref=0.5))
+    _valid(charts.comparison_curves({"a": empty}, "probe", "p", "acc"))
+    html = charts.figures_html(figs)
+    import re
+    assert html.count("<section>") == 6 and len(html) > 1_000_000          # plotly.js inlined once: works offline
+    assert not re.search(r"<script[^>]+src=[\"']https?://", html)
+
+
+def test_ablation_figures_say_what_is_off(synthetic):
+    from acmr_core.live import TrainingRun
+    from app import charts
+
+    cfg = ACMRConfig(epochs=1, image_layers=[16], text_layers=[16], common_dim=8, batch_size=32, snapshot_size=20,
+                     use_adversarial=False, use_triplet=False)
+    run = TrainingRun(synthetic, cfg, umap_epochs=[]).start()
+    assert run.join(60)
+    figs = charts.training_figures(run.view())
+    notes = " ".join(a["text"] for a in figs["losses"].to_dict()["layout"]["annotations"])
+    assert notes.count("switched off") == 2
+    assert "adversarial loss switched off" in figs["modality_classifier"].to_dict()["layout"]["annotations"][0]["text"]
+
+
+def test_umap_snapshot_plan_is_chosen_before_start(features_file):
+    at = page(features_file, epochs=4)
+    at.select_slider(key="umap_plan").set_value("first and last").run()
+    at.button(key="btn_start").click().run()
+    run = run_obj(at)
+    assert run.umap_epochs == {0, 4}
+    run.stop()
+    wait(at, lambda a: state(a) in ("stopped", "finished"), what="the end")
+    at.select_slider(key="umap_plan").set_value("every epoch").run()
+    at.button(key="btn_start").click().run()
+    assert run_obj(at).umap_epochs == {0, 1, 2, 3, 4} and run_obj(at) is not run
+    run_obj(at).stop()
+    wait(at, lambda a: state(a) in ("stopped", "finished"), what="the end")

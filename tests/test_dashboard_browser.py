@@ -1,0 +1,231 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run app/main.py`.
+
+Starts the app on a free loopback port (the same command a user runs), trains a small `shapes` run from the
+page, and checks what a person would see: the loss chart grows, validation mAP rises, the maps show both
+colourings and switch, hovering an image point shows its picture, the Search tab shows the mounted Gradio
+app. Screenshots go to $ACMR_SHOTS (default: the test's tmp folder) for a human to look at.
+
+    .venv/bin/python -m pytest tests/test_dashboard_browser.py -m browser -s
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run "
+                              "the browser test"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except Exception:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("app")
+    port = free_port()
+    env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(tmp / "cache"),
+               ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"))
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    t0 = time.monotonic()
+    while _get(f"http://127.0.0.1:{port}/healthz") != 200:
+        if proc.poll() is not None or time.monotonic() - t0 > 90:
+            proc.kill()
+            pytest.fail(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    yield {"url": f"http://127.0.0.1:{port}/", "port": port, "tmp": tmp, "startup_s": time.monotonic() - t0}
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    d = Path(os.environ.get("ACMR_SHOTS") or tmp_path_factory.mktemp("shots"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    profile = tempfile.mkdtemp(prefix="acmr-chromium-")
+    with sync_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
+                                                   viewport={"width": 1500, "height": 1700})
+        pg = ctx.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(server["url"], wait_until="domcontentloaded")
+        pg.get_by_role("button", name="Start").wait_for()
+        yield pg
+        ctx.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+# --- helpers: read what the charts show from the Plotly graphs in the page -------------------------------
+
+def charts(pg) -> list[dict]:
+    return pg.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
+        title: (gd.layout && gd.layout.title && (gd.layout.title.text || gd.layout.title)) || '',
+        traces: (gd._fullData || []).map(t => ({name: t.name || '', n: (t.x || []).length,
+                                                y: Array.from(t.y || []).slice(-200)})) }))""")
+
+
+def chart(pg, title_part: str) -> dict | None:
+    return next((c for c in charts(pg) if title_part in str(c["title"])), None)
+
+
+def wait_for(pg, pred, timeout: float, what: str):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - the page is re-rendering
+            pass
+        time.sleep(0.5)
+    shot = Path(os.environ.get("ACMR_SHOTS") or tempfile.gettempdir()) / "failed.png"
+    try:
+        pg.screenshot(path=str(shot), full_page=True)
+    except Exception:  # noqa: BLE001
+        pass
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (screenshot: {shot})")
+
+
+def segmented(pg, option: str):
+    """One option of a segmented control (st.segmented_control)."""
+    return pg.locator("[data-testid='stButtonGroup']").get_by_text(option, exact=True).first
+
+
+def select(pg, label: str, option: str) -> None:
+    pg.get_by_role("combobox", name=label, exact=True).click()
+    pg.get_by_role("option", name=option).first.click()
+
+
+def set_number(pg, label: str, value) -> None:
+    box = pg.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    time.sleep(0.6)
+
+
+def test_app_serves_health_and_search_on_one_port(server):
+    with urllib.request.urlopen(server["url"] + "healthz") as r:
+        health = json.loads(r.read())
+    assert health["status"] == "ok" and health["search"] in ("ready", "unavailable")
+    assert _get(server["url"] + "_stcore/health") == 200
+    assert _get(server["url"] + "gradio/") == 200       # the Gradio search app, mounted in the same process
+
+
+def test_train_watch_maps_and_search_in_chromium(page, server, shots):
+    pg = page
+    pg.screenshot(path=str(shots / "01-start.png"))
+    # a small shapes run: fewer pairs and epochs than the demo default, same code path
+    pg.get_by_text("Shapes options").click()
+    set_number(pg, "Pairs", 400)
+    pg.get_by_text("Optimisation").first.click()
+    set_number(pg, "Epochs", 6)
+    pg.get_by_role("button", name="Start").click()
+
+    # the loss chart grows while training runs
+    def loss_points():
+        c = chart(pg, "Losses during training")
+        return c and max(t["n"] for t in c["traces"])
+    n1 = wait_for(pg, lambda: (loss_points() or 0) > 0 and loss_points(), 240, "the first loss points")
+    n2 = wait_for(pg, lambda: (loss_points() or 0) > n1 and loss_points(), 120, "the loss chart to grow")
+    assert n2 > n1
+    pg.screenshot(path=str(shots / "02-training.png"))
+
+    # ... and validation mAP rises by the end
+    def finished():
+        txt = pg.locator("[data-testid='stProgress']").first.inner_text()
+        return "finished" in txt
+    wait_for(pg, finished, 300, "training to finish")
+    time.sleep(2)
+    m = chart(pg, "Validation mAP")
+    avg = next(t for t in m["traces"] if t["name"] == "average")["y"]
+    assert len(avg) == 7 and max(avg[1:]) > avg[0] + 0.01, avg
+    pg.screenshot(path=str(shots / "03-finished.png"), full_page=True)
+
+    # the maps: both colourings side by side
+    pg.get_by_role("tab", name="Maps").click()
+    wait_for(pg, lambda: chart(pg, "by modality") and chart(pg, "by class"), 120, "the two maps")
+    wait_for(pg, lambda: "computing" not in pg.get_by_text("UMAP frames").first.inner_text(), 120,
+             "the UMAP frames")
+    time.sleep(1)
+    pg.screenshot(path=str(shots / "04-maps-umap.png"))
+
+    # hover an image point: its picture appears beside the hover label
+    pt = pg.evaluate("""() => {
+        const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .find(g => String(g.layout.title.text || '').includes('by modality'));
+        const t = gd._fullData.find(t => t.meta && t.meta.thumb);
+        const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+        const k = Math.floor(t.x.length / 2);
+        return {x: r.left + fl._size.l + fl.xaxis.d2p(t.x[k]), y: r.top + fl._size.t + fl.yaxis.d2p(t.y[k])};
+    }""")
+    pg.mouse.move(pt["x"] - 30, pt["y"] - 30)
+    pg.mouse.move(pt["x"], pt["y"], steps=5)
+    wait_for(pg, lambda: pg.evaluate("""() => { const t = document.getElementById('acmr-thumb-tip');
+        const i = t && t.querySelector('img'); return t && t.style.display === 'block' && i.complete &&
+        i.naturalWidth > 0; }"""), 20, "the hover thumbnail")
+    pg.screenshot(path=str(shots / "05-map-hover-thumbnail.png"))
+
+    # switch the colouring: before/after, coloured by modality, then by class
+    segmented(pg, "Before / after").click()
+    wait_for(pg, lambda: chart(pg, "before: epoch 0"), 30, "the before/after view")
+    segmented(pg, "modality").click()
+    wait_for(pg, lambda: chart(pg, "(by modality)"), 30, "colour by modality")
+    time.sleep(1)
+    pg.screenshot(path=str(shots / "06-before-after-modality.png"))
+    segmented(pg, "class").click()
+    wait_for(pg, lambda: chart(pg, "(by class)"), 30, "colour by class")
+    time.sleep(1)
+    pg.screenshot(path=str(shots / "07-before-after-class.png"))
+
+    # PCA, live per epoch
+    segmented(pg, "PCA").click()
+    wait_for(pg, lambda: chart(pg, "PCA · before"), 30, "the PCA map")
+
+    # Search: the mounted Gradio app, inside the dashboard
+    pg.get_by_role("tab", name="Search").click()
+    frame = pg.frame_locator("iframe").first
+    frame.get_by_text("Search the common space").first.wait_for(timeout=60_000)
+    time.sleep(2)
+    pg.screenshot(path=str(shots / "08-search.png"))
+    print(f"\nscreenshots in {shots}; app start-up {server['startup_s']:.1f} s")
