@@ -197,6 +197,12 @@ class TrainingRun:
         return self.state in ACTIVE
 
     @property
+    def finishing(self) -> bool:
+        """Training ended but `on_finish` has not reported yet (a page should keep polling)."""
+        return (self._on_finish is not None and self.finish_note is None and self.state in ("finished", "stopped")
+                and self._epoch > 0)
+
+    @property
     def version(self) -> int:
         with self._lock:
             return self._version

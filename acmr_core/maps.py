@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 MODALITIES = ("image", "text")
+# precomputed distances are deliberate here (see umap_frame); inverse_transform is never used
+warnings.filterwarnings("ignore", message="using precomputed metric; inverse_transform will be unavailable")
 
 
 @dataclass
@@ -142,8 +145,20 @@ def pca_frames(snapshots: dict[int, dict]) -> dict[int, MapFrame]:
 UMAP_EPOCHS = 200   # layout epochs per frame (umap's own default is 500 below 10k points): ~2x faster, same picture
 
 
-def _umap_kwargs(n: int, n_neighbors: int, min_dist: float, seed: int | None, n_jobs: int = 1) -> dict:
-    kw = dict(n_components=2, n_neighbors=max(2, min(n_neighbors, n - 1)), min_dist=min_dist, metric="cosine")
+def cosine_distances(x: np.ndarray) -> np.ndarray:
+    """(n, n) cosine distances 1 - cos(x_i, x_j), float32, zero diagonal."""
+    x = np.asarray(x, np.float32)
+    u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    with _one_blas_thread():
+        d = 1.0 - u @ u.T
+    np.clip(d, 0.0, 2.0, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def _umap_kwargs(n: int, n_neighbors: int, min_dist: float, seed: int | None, n_jobs: int = 1,
+                 metric: str = "cosine") -> dict:
+    kw = dict(n_components=2, n_neighbors=max(2, min(n_neighbors, n - 1)), min_dist=min_dist, metric=metric)
     if seed is not None:
         kw["random_state"] = seed      # reproducible (umap then runs single-threaded anyway)
     else:
@@ -164,19 +179,19 @@ def umap_frame(snapshot: dict, epoch: int = 0, previous: np.ndarray | None = Non
                n_jobs: int = 1) -> MapFrame:
     """UMAP of one frame. With `previous` (coordinates of the same points in the last frame), the layout
     starts from there and is Procrustes-aligned onto it afterwards, so successive frames change smoothly."""
-    import warnings
-
     import umap
 
     t = time.perf_counter()
     x, labels, mod, index = stack(snapshot)
-    kw = _umap_kwargs(len(x), n_neighbors, min_dist, seed, n_jobs)
+    # cosine distances computed here and passed as "precomputed": umap-learn computes them for small data with a
+    # Python-level loop over all pairs (5.7 s of 6.5 s for 2,000 points); numpy takes milliseconds
+    kw = _umap_kwargs(len(x), n_neighbors, min_dist, seed, n_jobs, metric="precomputed")
     kw["n_epochs"] = n_epochs or UMAP_EPOCHS
     if previous is not None and np.shape(previous) == (len(x), 2):
         kw["init"] = _as_init(previous)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # n_jobs / random_state and spectral-init chatter
-        coords = normalize(umap.UMAP(**kw).fit_transform(x))
+        warnings.simplefilter("ignore")  # n_jobs / random_state, precomputed and spectral-init chatter
+        coords = normalize(umap.UMAP(**kw).fit_transform(cosine_distances(x)))
     if previous is not None and np.shape(previous) == coords.shape:
         coords = procrustes_align(coords, previous)
     return MapFrame(epoch, coords, labels, mod, index, "umap", time.perf_counter() - t)
@@ -194,8 +209,6 @@ def umap_frames(snapshots: dict[int, dict], **kw) -> dict[int, MapFrame]:
 def aligned_umap_frames(snapshots: dict[int, dict], n_neighbors: int = 15, min_dist: float = 0.1,
                         alignment_regularisation: float = 0.01, seed: int | None = None) -> dict[int, MapFrame]:
     """umap-learn's AlignedUMAP over all frames at once (the same points in every frame)."""
-    import warnings
-
     import umap
 
     t = time.perf_counter()
@@ -213,7 +226,7 @@ def aligned_umap_frames(snapshots: dict[int, dict], n_neighbors: int = 15, min_d
         model.fit([s[0] for s in stacked], relations=[ident] * (len(stacked) - 1))
     per = (time.perf_counter() - t) / len(stacked)
     out, prev = {}, None
-    for e, (x, y, m, i), emb in zip(epochs, stacked, model.embeddings_):
+    for e, (_x, y, m, i), emb in zip(epochs, stacked, model.embeddings_):
         c = normalize(emb)
         if prev is not None:
             c = procrustes_align(c, prev)

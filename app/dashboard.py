@@ -24,8 +24,7 @@ from acmr_core import maps  # noqa: E402
 from acmr_core.config import ACMRConfig, ConfigError  # noqa: E402
 from acmr_core.live import ACTIVE, DONE, ComparisonRun, TrainingRun, default_umap_epochs  # noqa: E402
 from app import charts, services  # noqa: E402
-from app.dashboard_defaults import (CHOICES, DEMO_EPOCHS, EXPLAIN, FIELD_GROUPS, LABELS, DEFAULTS, SCI, STEPS,  # noqa: E402
-                                    TABS)
+from app.dashboard_defaults import CHOICES, DEFAULTS, DEMO_EPOCHS, EXPLAIN, FIELD_GROUPS, LABELS, SCI, STEPS, TABS  # noqa: E402
 
 CARD_H = 118
 POLL = 1.0                      # seconds between live redraws while something runs
@@ -33,10 +32,6 @@ ss = st.session_state
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-def _field(name):
-    return next(f for f in fields(ACMRConfig) if f.name == name)
-
 
 def _default(name):
     return getattr(DEFAULTS, name)
@@ -104,6 +99,11 @@ def config_from_widgets() -> tuple[ACMRConfig | None, str | None]:
 
 def run_state(run) -> str:
     return "none" if run is None else run.state
+
+
+def is_live(run) -> bool:
+    """Does the page need to poll this run (training, or maps / the hand-over to Search still pending)?"""
+    return run is not None and (run.state in ACTIVE or run.finishing or bool(run.view().umap_pending))
 
 
 def is_busy() -> bool:
@@ -179,7 +179,8 @@ def sidebar(busy: bool):
                              help="At how many epochs a UMAP map of the common space is computed (epoch 0 and the last "
                                   "always; PCA maps come every epoch). More snapshots, smoother scrubbing; each takes a "
                                   "few seconds of CPU beside training. You can add more epochs afterwards in the Maps tab.")
-        st.button("Reset to defaults", icon=":material/settings_backup_restore:", on_click=reset_config, disabled=busy, key="btn_reset_cfg",
+        st.button("Reset to defaults", icon=":material/settings_backup_restore:", on_click=reset_config, disabled=busy,
+                  key="btn_reset_cfg",
                   help="Every hyperparameter back to its default (the tooltips give the paper's value where it differs); "
                        "epochs back to the demo's.")
         cfg, cfg_error = config_from_widgets()
@@ -249,7 +250,6 @@ def on_reset() -> None:
         return
     ss.run = None
     ss.map_follow = True
-    ss.pop("map_epoch_chosen", None)
 
 
 def control_bar(spec, spec_error, cfg, cfg_error, busy: bool) -> None:
@@ -257,16 +257,19 @@ def control_bar(spec, spec_error, cfg, cfg_error, busy: bool) -> None:
     state = run_state(run)
     cols = st.columns([1.1, 1.1, 1, 1, 4.5], vertical_alignment="center")
     can_start = not busy and spec is not None and cfg is not None
-    cols[0].button("Start", icon=":material/play_arrow:", type="primary", disabled=not can_start, key="btn_start", on_click=on_start,
+    cols[0].button("Start", icon=":material/play_arrow:", type="primary", disabled=not can_start, key="btn_start",
+                   on_click=on_start,
                    args=(spec, cfg), width="stretch",
                    help="Train a new model with the settings on the left (a new run replaces the shown one).")
     paused = state == "paused"
     cols[1].button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
                    disabled=state not in ACTIVE, key="btn_pause",
                    on_click=on_pause, width="stretch", help="Pause the training thread; resume where it stopped.")
-    cols[2].button("Stop", icon=":material/stop:", disabled=state not in ACTIVE, key="btn_stop", on_click=on_stop, width="stretch",
+    cols[2].button("Stop", icon=":material/stop:", disabled=state not in ACTIVE, key="btn_stop", on_click=on_stop,
+                   width="stretch",
                    help="Stop after the current step. The best epoch so far is kept and can be saved.")
-    cols[3].button("Reset", icon=":material/restart_alt:", disabled=busy or run is None, key="btn_reset", on_click=on_reset, width="stretch",
+    cols[3].button("Reset", icon=":material/restart_alt:", disabled=busy or run is None, key="btn_reset",
+                   on_click=on_reset, width="stretch",
                    help="Clear the charts and maps of the last run (saved checkpoints are kept).")
     with cols[4]:
         if spec_error:
@@ -312,11 +315,13 @@ def status_panel() -> None:
         caption = v.message + search
     st.caption(caption)
     metric_cards(v)
-    # a run that just ended: rerun the whole page once, so the locked controls unlock
-    if v.state in DONE and ss.get("_last_state") in ACTIVE:
-        ss["_last_state"] = v.state
+    # a run that just ended, or whose last maps / hand-over to Search just finished: rerun the whole page once, so
+    # the locked controls unlock and the polling stops
+    now_live = is_live(run)
+    if (v.state in DONE and ss.get("_last_state") in ACTIVE) or (ss.get("_was_live") and not now_live):
+        ss["_last_state"], ss["_was_live"] = v.state, now_live
         st.rerun(scope="app")
-    ss["_last_state"] = v.state
+    ss["_last_state"], ss["_was_live"] = v.state, now_live
 
 
 def metric_cards(v) -> None:
@@ -455,16 +460,19 @@ def maps_tab() -> None:
         return
     epochs = sorted(frames)
     latest = epochs[-1]
-    follow = ss.map_follow
-    chosen = ss.get("map_epoch_chosen")
-    epoch = latest if follow or chosen not in epochs else chosen
+    epoch = latest
     if len(epochs) > 1:
         s1, s2 = st.columns([5, 1], vertical_alignment="bottom")
-        # following: a fresh slider per newest frame (so it jumps along); scrubbing: one stable slider
-        key = f"map_sel_{method}_{latest}" if follow else f"map_sel_{method}_fixed"
-        s1.select_slider("Epoch (scrub through training)", options=epochs, value=epoch, key=key,
-                         on_change=_on_scrub, args=(key,))
-        s2.toggle("Follow live", key="map_follow", help="Jump to the newest epoch as training goes.")
+        s2.toggle("Follow live", key="map_follow", help="Show the newest epoch as training goes. Switch it off to "
+                                                         "scrub through the epochs with the slider.")
+        label = "Epoch (switch “Follow live” off to scrub)" if ss.map_follow else "Epoch (scrub through training)"
+        if ss.map_follow:   # a read-only slider that marks where training is
+            s1.select_slider(label, options=epochs, value=latest, key=f"map_at_{method}_{latest}", disabled=True)
+        else:
+            key = f"map_sel_{method}"
+            if ss.get(key) not in epochs:
+                ss[key] = latest
+            epoch = s1.select_slider(label, options=epochs, key=key)
     frame = frames[epoch]
     ranges = charts.axis_range([frames[e] for e in epochs])
     names, caps = v.class_names, _captions(run)
@@ -483,6 +491,10 @@ def maps_tab() -> None:
                             selection_mode=("points", "box", "lasso"))
     else:
         before = frames[epochs[0]]
+        with st.container():
+            if epoch == before.epoch and len(epochs) > 1:
+                st.caption(":material/info: Before and after show the same epoch: pick a later one with the slider "
+                           "(or switch “Follow live” on).")
         a, b = st.columns(2)
         with a:
             st.plotly_chart(charts.embedding_map(before, colour, names, caps, ranges=ranges, thumb_prefix=thumbs,
@@ -500,11 +512,6 @@ def maps_tab() -> None:
         st.html(charts.HOVER_SCRIPT, unsafe_allow_javascript=True)
     selected_items(run)
     explain("maps")
-
-
-def _on_scrub(key: str) -> None:
-    ss.map_epoch_chosen = ss[key]
-    ss.map_follow = False
 
 
 def umap_status(run, v) -> None:
@@ -580,7 +587,8 @@ def on_compare_stop() -> None:
 def compare_tab(spec, cfg, busy: bool) -> None:
     st.markdown("#### Does the adversarial loss matter? Same seed, same data, with and without it.")
     c1, c2, _ = st.columns([1.6, 1, 3])
-    c1.button("Run comparison", icon=":material/play_arrow:", type="primary", key="btn_compare", on_click=on_compare, args=(spec, cfg),
+    c1.button("Run comparison", icon=":material/play_arrow:", type="primary", key="btn_compare", on_click=on_compare,
+              args=(spec, cfg),
               disabled=busy or spec is None or cfg is None, width="stretch",
               help="Trains twice with the settings on the left (adversarial loss on, then off), one after the other.")
     cmp = ss.cmp
@@ -631,9 +639,13 @@ def compare_tab(spec, cfg, busy: bool) -> None:
 
 # --- the search tab --------------------------------------------------------------------------------------
 
-def search_tab() -> None:
+def search_status() -> None:
     st.caption(f"Searching with: **{services.store_status()}**. A model trained here is handed to Search when "
                "training ends; a checkpoint you load is used at once.")
+
+
+def search_tab(live: bool) -> None:
+    st.fragment(search_status, run_every=POLL if live else None)()
     if services.SEARCH["status"] == "unavailable":
         st.warning(f"The search app could not be loaded: {services.SEARCH['error']}")
     st.iframe("/gradio/", height=1100)
@@ -692,25 +704,26 @@ def checkpoints_tab(busy: bool) -> None:
                                 help="Newest first. Loading makes it the model Search uses and shows its history.")
             task = ss.task
             loading = task is not None and not task.done
-            st.button("Load checkpoint", icon=":material/folder_open:", key="btn_load", on_click=on_load, args=(pick,), disabled=busy or loading)
+            st.button("Load checkpoint", icon=":material/folder_open:", key="btn_load", on_click=on_load, args=(pick,),
+                      disabled=busy or loading)
         task_status()
     with right:
         st.markdown("#### Export")
         if v is None:
             st.caption("Nothing to export yet.")
         else:
-            st.download_button("Metrics per epoch (CSV)", icon=":material/download:", data=run.metrics_csv, file_name=f"acmr-{run.run_id}-epochs.csv",
-                               mime="text/csv", key="dl_csv", on_click="ignore")
-            st.download_button("Losses per step (CSV)", icon=":material/download:", data=run.steps_csv, file_name=f"acmr-{run.run_id}-steps.csv",
-                               mime="text/csv", key="dl_steps", on_click="ignore")
-            st.download_button("All charts (interactive HTML, works offline)", icon=":material/download:", data=lambda: _charts_html(run),
-                               file_name=f"acmr-{run.run_id}-charts.html", mime="text/html", key="dl_html",
-                               on_click="ignore")
+            dl = dict(icon=":material/download:", on_click="ignore")
+            st.download_button("Metrics per epoch (CSV)", data=run.metrics_csv, file_name=f"acmr-{run.run_id}-epochs.csv",
+                               mime="text/csv", key="dl_csv", **dl)
+            st.download_button("Losses per step (CSV)", data=run.steps_csv, file_name=f"acmr-{run.run_id}-steps.csv",
+                               mime="text/csv", key="dl_steps", **dl)
+            st.download_button("All charts (interactive HTML, works offline)", data=lambda: _charts_html(run),
+                               file_name=f"acmr-{run.run_id}-charts.html", mime="text/html", key="dl_html", **dl)
             st.caption("For a PNG of one chart, use the :material/photo_camera: button that appears when you hover the chart.")
             last = v.saved[-1] if v.saved else None
-            st.download_button("Current checkpoint (zip)", icon=":material/download:", data=lambda: _zip_folder(last) if last else b"",
+            st.download_button("Current checkpoint (zip)", data=lambda: _zip_folder(last) if last else b"",
                                file_name=f"{Path(last).name if last else 'checkpoint'}.zip", mime="application/zip",
-                               key="dl_ckpt", on_click="ignore", disabled=last is None,
+                               key="dl_ckpt", disabled=last is None, **dl,
                                help="The last checkpoint saved from this run (save one first).")
     task = ss.task
     if task is not None and task.done and not task.error and task.result:
@@ -781,7 +794,7 @@ def main() -> None:
                "them apart, and the projectors learn to fool it (Wang et al., ACM Multimedia 2017).")
     control_bar(spec, spec_error, cfg, cfg_error, busy)
     run = ss.run
-    live = run is not None and (run.state in ACTIVE or run.view().umap_pending)
+    live = is_live(run)
     st.fragment(status_panel, run_every=POLL if live else None)()
     tabs = st.tabs(TABS, key="main_tab", on_change="rerun")
     with tabs[0]:
@@ -797,7 +810,7 @@ def main() -> None:
                 spec, cfg, busy)
     with tabs[3]:
         if tabs[3].open:
-            search_tab()
+            search_tab(live)
     with tabs[4]:
         if tabs[4].open:
             task = ss.task

@@ -47,13 +47,17 @@ TABS = [":material/monitoring: Training", ":material/scatter_plot: Maps", ":mate
 EXPLAIN = {
     "losses": """**What:** the terms of ACMR's objective at every training step (thin line) and their moving
 average (thick). **Expect:** *L_imd* (is each embedding still recognisable as its class?) and *L_imi* (are
-matching image–text pairs close and mismatched ones far?) fall. *L_adv* is the modality classifier's loss:
-it **rises** toward ln 2 ≈ 0.69 as the projectors learn to fool it. *L_reg* (weight norms) usually grows
-slowly. The total is what the projectors minimise: α·L_imi + β·L_imd + w·L_reg + L_adv (reversed).""",
+matching image–text pairs close and mismatched ones far?) fall. *L_adv* is the modality classifier's
+cross-entropy: low while it tells images from texts, about ln 2 ≈ 0.69 when it is fooled; watch it fall as the
+classifier learns and climb back as the projectors learn to hide the modality. *L_reg* (weight norms) moves
+slowly. The total is what the projector step minimises: α·L_imi + β·L_imd + w·L_reg + L_adv (its gradient
+reversed on the way into the projectors).""",
     "modality_classifier": """**What:** how often the modality classifier D tells, from an embedding alone, whether
-it came from an image or a text. **Expect:** near 100% at first (the two modalities live in different
-places), then a fall toward **50%** as the gradient reversal layer teaches the projectors to hide the
-modality: a common space where images and texts are interchangeable.""",
+it came from an image or a text (on each training batch). **Expect:** D starts untrained (about 50%) and quickly
+learns to tell the two modalities apart, so its accuracy rises; the gradient reversal layer then pushes the
+projectors to hide the modality, and as they win, the accuracy sinks back toward **50%**: a common space where
+images and texts are interchangeable. A curve that stays high means D is winning the game (try a larger γ
+maximum or more epochs).""",
     "grl": """**What:** γ, the factor the gradient reversal layer multiplies D's gradient by (with a minus sign)
 on its way back into the projectors. **Expect:** with the DANN schedule it rises from 0 to its maximum
 during the first part of training, so the adversarial game starts gently once the embeddings make sense.""",
@@ -63,8 +67,8 @@ rise from the untrained model's level (epoch 0) and then a plateau; the green li
 which is the model that is kept.""",
     "probe": """**What:** after each epoch a *fresh* logistic regression tries to predict the modality of
 validation embeddings (balanced accuracy, cross-validated). Unlike D it was never fooled on purpose, so it is
-an honest check. **Expect:** it falls from near 1.0 toward **0.5** when the adversarial loss is on; without it
-(see the Compare tab) it stays high.""",
+an honest check. **Expect:** it falls toward **0.5** (images and texts indistinguishable) as the adversarial
+game removes the modality signal; without the adversarial loss (see the Compare tab) it stays higher.""",
     "gap": """**What:** the distance between the centre of the image embeddings and the centre of the text
 embeddings (after scaling each to length 1). **Expect:** it shrinks as the two clouds move onto each other.""",
     "maps": """**What:** the common space of a fixed sample of validation pairs, squeezed to 2-D. Left: coloured by
@@ -77,13 +81,14 @@ aligned to it, so points do not jump when you scrub. **PCA** is recomputed live 
 directions of largest spread, which show the classes but often not the modality difference (the probe still
 sees it in the other dimensions): the two projections answer different questions.""",
     "compare": """**What:** the same data, seed and settings trained twice: once with the adversarial loss (full
-ACMR), once without it (only the label and triplet losses). **Expect:** without the modality classifier the
-probe stays near 1.0 and the modality gap stays large: the images and texts of a class sit side by side
-rather than mixed. Retrieval mAP may differ only a little on easy data: the adversarial loss mostly changes
-*how* the space is organised.""",
+ACMR), once without it (only the label and triplet losses). **Expect:** without the modality classifier, images
+and texts stay more separable: a higher modality probe, and in the maps same-class images and texts sit side by
+side rather than mixed. Retrieval mAP may differ only a little, and on easy data the whole difference can be
+small: the adversarial loss mostly changes *how* the space is organised. The numbers are the real ones of
+these two runs.""",
 }
 
 
 def default_config(**changes) -> ACMRConfig:
-    """The configuration the dashboard starts with: the paper's defaults, except DEMO_EPOCHS epochs."""
+    """The configuration the dashboard starts with: the config's defaults, except DEMO_EPOCHS epochs."""
     return ACMRConfig(epochs=DEMO_EPOCHS).replace(**changes)

@@ -20,11 +20,11 @@ import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+# Offline hygiene. Streamlit's own settings (loopback address, no usage statistics, no file watcher) are in
+# .streamlit/config.toml, read before this file runs; these are for the libraries imported below.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"       # before gradio is imported anywhere
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
-os.environ.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")           # optional CLIP weights: from disk only, unless the user says so
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:       # `streamlit run app/main.py` puts app/ on the path, not the project root

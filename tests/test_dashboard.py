@@ -308,13 +308,13 @@ def test_maps_tab_shows_both_colourings_and_scrubs(features_file):
         return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
 
     assert titles() == ["PCA, epoch 3: by modality", "PCA, epoch 3: by class"]   # follows the newest epoch
-    at.session_state["map_follow"] = False
-    at.session_state["map_epoch_chosen"] = 1                                    # scrub back
-    at.run()
+    assert at.select_slider(key="map_at_PCA_3").disabled                        # following: read-only
+    at.toggle(key="map_follow").set_value(False).run()                           # scrub
+    slider = at.select_slider(key="map_sel_PCA")
+    assert list(slider.options) == ["0", "1", "2", "3"] and slider.value == 3 and not slider.disabled
+    slider.set_value(1).run()
     assert titles() == ["PCA, epoch 1: by modality", "PCA, epoch 1: by class"]
-    slider = at.select_slider(key="map_sel_PCA_fixed")
-    assert list(slider.options) == ["0", "1", "2", "3"] and slider.value == 1
-    slider.set_value(2).run()
+    at.select_slider(key="map_sel_PCA").set_value(2).run()
     assert titles()[0] == "PCA, epoch 2: by modality" and at.session_state["map_follow"] is False
     at.session_state["map_layout"] = "Before / after"
     at.session_state["map_colour"] = "modality"

@@ -206,9 +206,21 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
         i.naturalWidth > 0; }"""), 20, "the hover thumbnail")
     pg.screenshot(path=str(shots / "05-map-hover-thumbnail.png"))
 
+    # scrub: stop following the newest epoch, go back to the untrained model (epoch 0)
+    pg.get_by_text("Follow live", exact=True).click()
+    slider = pg.get_by_role("slider").first
+    wait_for(pg, lambda: slider.is_enabled(), 20, "the slider to unlock")
+    slider.focus()
+    slider.press("Home")
+    wait_for(pg, lambda: chart(pg, "epoch 0: by modality") and chart(pg, "epoch 0: by class"), 30, "epoch 0's maps")
+    time.sleep(1)
+    pg.screenshot(path=str(shots / "05b-map-epoch-0.png"))
+    pg.get_by_text("Follow live", exact=True).click()          # back to the newest epoch
+    wait_for(pg, lambda: chart(pg, "epoch 6: by modality"), 30, "the newest epoch again")
+
     # switch the colouring: before/after, coloured by modality, then by class
     segmented(pg, "Before / after").click()
-    wait_for(pg, lambda: chart(pg, "before: epoch 0"), 30, "the before/after view")
+    wait_for(pg, lambda: chart(pg, "before: epoch 0") and chart(pg, "after: epoch 6"), 30, "the before/after view")
     segmented(pg, "modality").click()
     wait_for(pg, lambda: chart(pg, "(by modality)"), 30, "colour by modality")
     time.sleep(1)

@@ -100,7 +100,8 @@ umap = pytest.importorskip("umap")
 
 
 def test_umap_frame_shows_modality_gap_and_is_aligned_to_previous():
-    snap = snapshot(s=80, gap=8.0, seed=6)
+    snap = snapshot(s=80, gap=10.0, seed=6)
+    snap["image"][:, 1] += 10.0          # each modality offset along its own direction: clear in cosine terms
     f0 = maps.umap_frame(snap, 0, n_epochs=100, seed=0)
     assert f0.method == "umap" and f0.coords.shape == (160, 2) and np.isfinite(f0.coords).all()
     img, txt = f0.coords[:80], f0.coords[80:]
