@@ -12,7 +12,8 @@ touches the trainer's internals. Any error (bad config, data that does not fit, 
 inside training) ends the run in state "failed" with a message; it never kills the process.
 
 `ComparisonRun` trains two runs with the same seed and config, with and without the adversarial loss,
-one after the other, for a side-by-side comparison.
+one after the other, for a side-by-side comparison. `DATASETS` (a `DatasetCache`) loads each dataset once
+per process; runs get their own shallow copy, so one run's validation split never leaks into another's.
 
 Checkpoints are saved with unique folder names, atomically (see checkpoints.save_checkpoint), from a
 consistent copy of the weights: the best validation epoch once training ended, else the end of the last
@@ -446,7 +447,8 @@ class ComparisonRun:
 
     LABELS = ("with adversarial loss", "without adversarial loss")
 
-    def __init__(self, dataset: CrossModalDataset, config: ACMRConfig | None = None, **run_kwargs):
+    def __init__(self, dataset: CrossModalDataset | Callable[[], CrossModalDataset], config: ACMRConfig | None = None,
+                 **run_kwargs):
         cfg = (config or ACMRConfig()).validate()
         self.runs = {
             self.LABELS[0]: TrainingRun(dataset, cfg.replace(use_adversarial=True), name="with L_adv", **run_kwargs),

@@ -239,7 +239,10 @@ def load_checkpoint_task(path: str | Path) -> Task:
         if info.get("dataset") and isinstance(info.get("options"), dict):
             # the loader's own options, as recorded: reuse the process-wide dataset cache (a copy: the index
             # may re-encode features into it)
-            dataset = copy.copy(DATASETS.get(info["dataset"], **info["options"]))
+            opts = dict(info["options"])
+            if info["dataset"] in ("shapes", "folder"):
+                opts.setdefault("progress", False)
+            dataset = copy.copy(DATASETS.get(info["dataset"], **opts))
         index = SearchIndex.from_checkpoint(path, dataset=dataset)
         STORE.set_index(index, index.source, path)
         return {"path": str(path), "meta": meta}
