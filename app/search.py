@@ -394,44 +394,54 @@ def _gallery_height(n: int, columns: int, tile: int = 170) -> int:
 
 def search_text(text, k=DEFAULT_K, gallery="test split", same=False, store: ModelStore = STORE) -> tuple:
     """UI handler for a text query."""
-    try:
+    def search():
         index = _index(store)
-        res = index.search_by_text(text, k, bool(same), _splits(gallery))
+        return index, index.search_by_text(text, k, bool(same), _splits(gallery))
+
+    return _guarded(search, lambda index, res: render(res, index, {"kind": "text", "text": res.query}))
+
+
+def _guarded(search, finish) -> tuple:
+    """Run `search() -> (index, result)` and hand it to `finish`; every failure becomes the page's message
+    (never a stack trace): no model as information, a bad query or checkpoint as a warning, else an error."""
+    try:
+        index, res = search()
     except NoModelError as e:
         return _no_results(str(e), "info")
     except (QueryError, CheckpointError) as e:
         return _no_results(str(e))
     except Exception as e:  # noqa: BLE001 - never a stack trace in the page
         return _no_results(f"The search failed unexpectedly ({type(e).__name__}: {e}).", "error")
-    return render(res, index, {"kind": "text", "text": res.query})
+    return finish(index, res)
 
 
 def search_image(image, k=DEFAULT_K, gallery="test split", same=False, store: ModelStore = STORE) -> tuple:
     """UI handler for an image query: an upload's FileData dict (unprocessed event), a path, bytes, a PIL image,
     an array, or a Sketchpad value."""
-    try:
-        if isinstance(image, dict) and "composite" in image:  # Sketchpad / ImageEditor value
-            image = image.get("composite") if image.get("composite") is not None else image.get("background")
-            if image is None:
-                raise QueryError("The drawing is empty. Draw a shape first.")
-            if isinstance(image, Image.Image) and _blank(image):
-                raise QueryError("The drawing is empty. Draw a shape first, e.g. a star.")
-        image = read_upload(from_payload(image))
-        index = _index(store)
-        res = index.search_by_image(image, k, bool(same), _splits(gallery))
-    except NoModelError as e:
-        return _no_results(str(e), "info")
-    except (QueryError, CheckpointError) as e:
-        return _no_results(str(e))
-    except Exception as e:  # noqa: BLE001
-        return _no_results(f"The search failed unexpectedly ({type(e).__name__}: {e}).", "error")
-    from acmr_core.retrieval import load_image
+    query = {}
 
-    try:  # keep the decoded query in memory (not on disk) so changing k or the gallery can re-run it
-        kept, _ = load_image(image)
-    except QueryError:
-        kept = None
-    return render(res, index, {"kind": "image", "image": kept} if kept is not None else None)
+    def search():
+        img = image
+        if isinstance(img, dict) and "composite" in img:  # Sketchpad / ImageEditor value
+            img = img.get("composite") if img.get("composite") is not None else img.get("background")
+            if img is None:
+                raise QueryError("The drawing is empty. Draw a shape first.")
+            if isinstance(img, Image.Image) and _blank(img):
+                raise QueryError("The drawing is empty. Draw a shape first, e.g. a star.")
+        query["image"] = read_upload(from_payload(img))
+        index = _index(store)
+        return index, index.search_by_image(query["image"], k, bool(same), _splits(gallery))
+
+    def finish(index, res):
+        from acmr_core.retrieval import load_image
+
+        try:  # keep the decoded query in memory (not on disk) so changing k or the gallery can re-run it
+            kept, _ = load_image(query["image"])
+        except QueryError:
+            kept = None
+        return render(res, index, {"kind": "image", "image": kept} if kept is not None else None)
+
+    return _guarded(search, finish)
 
 
 def _blank(img: Image.Image) -> bool:
