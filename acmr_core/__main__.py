@@ -88,6 +88,7 @@ def cmd_train(args) -> int:
         "test": {p: {d: v[d] for d in ("img2txt", "txt2img", "avg")} for p, v in test.items()},
         "validation_best": result.best_val, "best_epoch": result.best_epoch,
         "modality_probe": probe, "train_seconds": result.train_seconds, "epochs": result.epochs_run,
+        "early_stopped": result.early_stopped,
         "config": cfg.to_dict(), "error": result.error,
     }
     out = Path(args.out)
@@ -97,7 +98,9 @@ def cmd_train(args) -> int:
     if not args.quiet:
         print(_table(test, f"test split of {ds.name}, best validation epoch {result.best_epoch}"))
         print(f"modality probe (balanced accuracy, 0.5 = invariant): {probe:.3f}")
-        print(f"trained {result.epochs_run} epochs in {result.train_seconds:.1f} s; checkpoint and metrics.json in {out}")
+        early = f" (stopped early: no validation gain for {cfg.patience} epochs)" if result.early_stopped else ""
+        print(f"trained {result.epochs_run} epochs{early} in {result.train_seconds:.1f} s; "
+              f"checkpoint and metrics.json in {out}")
     return 1 if result.error else 0
 
 

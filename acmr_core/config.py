@@ -40,6 +40,7 @@ class ACMRConfig:
     lr_disc: float = _f(1e-2, "Adam learning rate of the modality classifier; not given in the paper (a quick adversary keeps the game honest)")
     batch_size: int = _f(64, "pairs per mini-batch; paper: 64")
     epochs: int = _f(30, "passes over the training split; the best epoch is chosen on validation mAP")
+    patience: int = _f(8, "stop early when validation mAP has not improved for this many epochs; 0 = always run every epoch")
     val_fraction: float = _f(0.1, "share of the training split held out for validation (never the test split)")
     max_grad_norm: float = _f(10.0, "clip gradients to this norm; 0 = no clipping")
     # --- architecture ----------------------------------------------------------------------------
@@ -96,6 +97,8 @@ class ACMRConfig:
             bad("seed", "must be a whole number >= 0")
         if not isinstance(self.threads, int) or self.threads < 0:
             bad("threads", "must be a whole number >= 0")
+        if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
+            bad("patience", "must be a whole number >= 0 (0 = no early stopping)")
         if not isinstance(self.probe_every, int) or self.probe_every < 0:
             bad("probe_every", "must be a whole number >= 0")
         if not self.max_loss > 0:

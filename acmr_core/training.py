@@ -72,6 +72,7 @@ class TrainResult:
     epochs_run: int = 0
     stopped: bool = False
     error: str | None = None
+    early_stopped: bool = False  # validation mAP stopped improving (config.patience)
 
 
 class TrainingDiverged(RuntimeError):
@@ -103,10 +104,11 @@ class Trainer:
             self.model.set_input_stats(self.v, self.t)
         self.opt_g = torch.optim.Adam(self.model.projector_parameters(), lr=self.cfg.lr)
         self.opt_d = torch.optim.Adam(self.model.modality_clf.parameters(), lr=self.cfg.lr_disc)
-        rng = np.random.default_rng(self.cfg.seed)
+        # two generators, so that how many points are sent for maps never changes the batches the model sees
+        self._rng = np.random.default_rng(self.cfg.seed)
         s = min(self.cfg.snapshot_size, len(self.val_idx))
-        self.snapshot_idx = np.sort(rng.choice(self.val_idx, size=s, replace=False)) if s else None
-        self._rng = rng
+        pick = np.random.default_rng([self.cfg.seed, 1])
+        self.snapshot_idx = np.sort(pick.choice(self.val_idx, size=s, replace=False)) if s else None
         self._pause = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -225,7 +227,7 @@ class Trainer:
         total_steps = steps_per_epoch * cfg.epochs
         self.history, self.best_val, self.best_epoch, self._epoch_losses = [], {}, 0, {}
         self.best_state = self.last_good = copy.deepcopy(self.model.state_dict())
-        error, epoch = None, 0
+        error, epoch, early = None, 0, False
         t0 = time.perf_counter()
         self._status("running", "training started")
         self._record_epoch(0, t0, t0)
@@ -250,6 +252,9 @@ class Trainer:
                     break
                 self._epoch_losses = {k_: x / steps_per_epoch for k_, x in sums.items()}
                 self._record_epoch(epoch, t_epoch, t0)
+                if cfg.patience and epoch < cfg.epochs and epoch - self.best_epoch >= cfg.patience:
+                    early = True
+                    break
         except TrainingDiverged as e:
             self.model.load_state_dict(self.last_good)
             error = (f"Training stopped at epoch {epoch}: {e}. The model was rolled back to the last good state "
@@ -259,11 +264,14 @@ class Trainer:
         if error is None:
             self.model.load_state_dict(self.best_state)
         self.result = TrainResult(self.model, cfg, self.best_epoch, self.best_val, self.history, seconds,
-                                  epoch, self._stop.is_set(), error)
+                                  epoch, self._stop.is_set(), error, early)
         if error:
             self._status("failed", error)
         elif self._stop.is_set():
             self._status("stopped", f"stopped after epoch {epoch}; kept the best epoch ({self.best_epoch}) on validation")
+        elif early:
+            self._status("finished", f"stopped early after epoch {epoch} of {cfg.epochs} in {seconds:.1f} s: validation mAP "
+                                     f"had not improved for {cfg.patience} epochs; kept the best epoch ({self.best_epoch})")
         else:
             self._status("finished", f"finished {epoch} epochs in {seconds:.1f} s; best epoch on validation: {self.best_epoch}")
         return self.result

@@ -24,7 +24,7 @@ from acmr_core import maps  # noqa: E402
 from acmr_core.config import ACMRConfig, ConfigError  # noqa: E402
 from acmr_core.live import ACTIVE, DONE, ComparisonRun, TrainingRun, default_umap_epochs  # noqa: E402
 from app import charts, services  # noqa: E402
-from app.dashboard_defaults import CHOICES, DEFAULTS, DEMO_EPOCHS, EXPLAIN, FIELD_GROUPS, LABELS, SCI, STEPS, TABS  # noqa: E402
+from app.dashboard_defaults import CHOICES, DEFAULTS, DEMO_EPOCHS, DEMO_PATIENCE, EXPLAIN, FIELD_GROUPS, LABELS, SCI, STEPS, TABS  # noqa: E402
 
 CARD_H = 118
 POLL = 1.0                      # seconds between live redraws while something runs
@@ -43,11 +43,13 @@ def _help(name) -> str:
     text = f"{ACMRConfig.help(name)}. Default: {shown}."
     if name == "epochs":
         text += f" The dashboard starts at {DEMO_EPOCHS} so a demo fits in about a minute."
+    if name == "patience":
+        text += f" The dashboard starts at {DEMO_PATIENCE} so a demo shows every epoch it was asked for."
     return text
 
 
 def _initial(name):
-    return DEMO_EPOCHS if name == "epochs" else _default(name)
+    return {"epochs": DEMO_EPOCHS, "patience": DEMO_PATIENCE}.get(name, _default(name))
 
 
 def _init_state() -> None:
@@ -199,7 +201,7 @@ def _widget(name: str, busy: bool):
     elif isinstance(d, list):
         st.text_input(label, key=key, help=help_ + " Comma-separated sizes.", disabled=busy)
     elif isinstance(d, int):
-        lo = 0 if name in ("seed", "probe_every", "snapshot_size", "threads") else (2 if name == "batch_size" else 1)
+        lo = 0 if name in ("seed", "probe_every", "snapshot_size", "threads", "patience") else (2 if name == "batch_size" else 1)
         st.number_input(label, min_value=lo, step=1, key=key, help=help_, disabled=busy)
     else:
         if name in SCI:
@@ -383,25 +385,20 @@ def training_tab() -> None:
     epoch_key = (v.run_id, len(v.history), v.best_epoch)      # these change once per epoch: build them once
     for name, build in (("map", charts.map_figure_epochs), ("probe", charts.probe_figure), ("gap", charts.gap_figure)):
         figs[name] = _cached_figure(name, epoch_key, lambda b=build: b(v))
-    st.plotly_chart(figs["losses"], config=charts.PLOT_CONFIG, key="fig_losses")
-    explain("losses")
-    c1, c2 = st.columns(2)
-    with c1:
-        st.plotly_chart(figs["modality_classifier"], config=charts.PLOT_CONFIG, key="fig_disc")
-        explain("modality_classifier")
-    with c2:
-        st.plotly_chart(figs["map"], config=charts.PLOT_CONFIG, key="fig_map")
-        explain("map")
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        st.plotly_chart(figs["probe"], config=charts.PLOT_CONFIG, key="fig_probe")
-        explain("probe")
-    with c2:
-        st.plotly_chart(figs["gap"], config=charts.PLOT_CONFIG, key="fig_gap")
-        explain("gap")
-    with c3:
-        st.plotly_chart(figs["grl"], config=charts.PLOT_CONFIG, key="fig_grl")
-        explain("grl")
+    _chart(figs, "losses")
+    for row in (("modality_classifier", "map"), ("probe", "gap", "grl")):
+        for column, name in zip(st.columns(len(row)), row):
+            with column:
+                _chart(figs, name)
+
+
+_CHART_KEYS = {"modality_classifier": "disc"}     # element keys the browser tests look for: fig_<key>
+
+
+def _chart(figs: dict, name: str) -> None:
+    """One live chart and its teaching text below it."""
+    st.plotly_chart(figs[name], config=charts.PLOT_CONFIG, key=f"fig_{_CHART_KEYS.get(name, name)}")
+    explain(name)
 
 
 def _cached_figure(name: str, key, build):

@@ -7,13 +7,14 @@ from dataclasses import fields
 from acmr_core.config import GRL_SCHEDULES, TRIPLET_SAMPLERS, ACMRConfig
 
 DEMO_EPOCHS = 10                # the dashboard starts here (the config default is 30): a demo in about a minute
+DEMO_PATIENCE = 0               # and runs every epoch (config default 8), so the maps at the chosen epochs all exist
 DEFAULTS = ACMRConfig()         # the config's defaults (its help texts give the paper's value where it differs)
 
 FIELD_GROUPS = [
     ("Loss weights", ["alpha", "beta", "lam", "mu", "reg_weight", "triplet_sampler"]),
     ("Ablations: switch a loss off", ["use_adversarial", "use_triplet", "use_label"]),
     ("Minimax game: gradient reversal", ["grl_schedule", "grl_max", "k"]),
-    ("Optimisation", ["epochs", "batch_size", "lr", "lr_disc", "val_fraction", "max_grad_norm"]),
+    ("Optimisation", ["epochs", "patience", "batch_size", "lr", "lr_disc", "val_fraction", "max_grad_norm"]),
     ("Architecture", ["image_layers", "text_layers", "common_dim", "disc_layers", "dropout", "standardize"]),
     ("Run", ["seed", "device", "threads", "probe_every", "max_loss", "snapshot_size"]),
 ]
@@ -26,7 +27,8 @@ LABELS = {
     "mu": "μ · triplet margin", "reg_weight": "L_reg weight", "triplet_sampler": "Triplet sampling",
     "use_adversarial": "Adversarial loss L_adv (modality classifier)", "use_triplet": "Triplet loss L_imi",
     "use_label": "Label loss L_imd", "grl_schedule": "γ schedule", "grl_max": "γ maximum",
-    "k": "k · projector steps per D step", "epochs": "Epochs", "batch_size": "Batch size",
+    "k": "k · projector steps per D step", "epochs": "Epochs",
+    "patience": "Early stopping patience (epochs)", "batch_size": "Batch size",
     "lr": "Learning rate (projectors)", "lr_disc": "Learning rate (modality classifier)",
     "val_fraction": "Validation fraction", "max_grad_norm": "Gradient clipping norm",
     "image_layers": "Image projector hidden layers", "text_layers": "Text projector hidden layers",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,13 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 PY = sys.executable
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from browser import MISSING, chromium_context, free_port, have_chromium  # noqa: E402  (tests/browser.py)
 
 
 def get(url: str, timeout: float = 2.0) -> int:
@@ -86,14 +82,12 @@ def _health(url: str) -> dict:
 def bench_browser_run(url: str, timeout: float = 600) -> dict:
     """The default run as a user sees it: Chromium on the page, Start pressed, the Maps tab open, until the
     run finished and its last UMAP frame is ready (read from /healthz). Skipped without Chromium/Playwright."""
-    chromium = "/usr/bin/chromium"
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         return {"skipped": "playwright is not installed"}
-    if not Path(chromium).exists():
-        return {"skipped": f"{chromium} is absent"}
-    import tempfile
+    if not have_chromium():
+        return {"skipped": MISSING}
 
     # wait for the default dataset and UMAP's compilation, as a presenter would (the page says when)
     t_wait = time.perf_counter()
@@ -105,11 +99,7 @@ def bench_browser_run(url: str, timeout: float = 600) -> dict:
             return {"error": f"start-up work not done after {timeout} s: {h}"}
         time.sleep(0.5)
     ready_s = time.perf_counter() - t_wait
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(tempfile.mkdtemp(prefix="acmr-bench-"), executable_path=chromium,
-                                                   args=flags, headless=True, viewport={"width": 1500, "height": 1500})
+    with chromium_context(1500, 1500) as ctx:
         pg = ctx.new_page()
         pg.goto(url, wait_until="domcontentloaded")
         pg.get_by_role("button", name="Start").wait_for(timeout=60_000)
@@ -131,10 +121,11 @@ def bench_browser_run(url: str, timeout: float = 600) -> dict:
                 break
             time.sleep(0.25)
         time.sleep(2)
+        import tempfile
+
         shot = Path(tempfile.gettempdir()) / "acmr-bench-final-maps.png"
         pg.screenshot(path=str(shot))
         result["screenshot"] = str(shot)
-        ctx.close()
     return result
 
 

@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from acmr_core.config import ACMRConfig
+from app.dashboard_defaults import DEMO_PATIENCE
 from tests.conftest import make_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,9 @@ def test_page_offers_every_hyperparameter_with_its_default_and_a_tooltip():
                 continue
         assert w is not None, f"no widget for {f.name}"
         assert w.help and ACMRConfig.help(f.name)[:30] in w.help and "Default:" in w.help, f.name
-        if f.name != "epochs":
+        if f.name == "patience":
+            assert w.value == DEMO_PATIENCE == 0     # a demo runs every epoch it was asked for
+        elif f.name != "epochs":
             d = getattr(paper, f.name)
             shown = w.value
             if isinstance(d, list):

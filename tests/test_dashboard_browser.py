@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,24 +19,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import MISSING, chromium_context, free_port, have_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run "
-                              "the browser test"),
+    pytest.mark.skipif(not have_chromium(), reason=MISSING),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> int:
@@ -82,18 +70,13 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def page(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    profile = tempfile.mkdtemp(prefix="acmr-chromium-")
-    with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
-                                                   viewport={"width": 1500, "height": 1700})
+    pytest.importorskip("playwright.sync_api")
+    with chromium_context(1500, 1700) as ctx:
         pg = ctx.new_page()
         pg.set_default_timeout(60_000)
         pg.goto(server["url"], wait_until="domcontentloaded")
         pg.get_by_role("button", name="Start").wait_for()
         yield pg
-        ctx.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 # --- helpers: read what the charts show from the Plotly graphs in the page -------------------------------

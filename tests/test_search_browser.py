@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
+from browser import MISSING, chromium_context, free_port, have_chromium
 from PIL import Image, ImageDraw
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(tempfile.gettempdir())
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"Chromium not found at {CHROMIUM}: run `apt-get update && apt-get install -y chromium`"),
+    pytest.mark.skipif(not have_chromium(), reason=MISSING),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def star(path: Path, size=64, colour=(35, 75, 205)) -> Path:
@@ -73,17 +62,8 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture
 def page():
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="acmr-chromium-")
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
-                                                   viewport={"width": 1300, "height": 1100})
-        try:
-            yield ctx.new_page()
-        finally:
-            ctx.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with chromium_context(1300, 1100) as ctx:
+        yield ctx.new_page()
 
 
 def test_type_a_query_and_upload_an_image(app_url, page, tmp_path):

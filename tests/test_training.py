@@ -24,6 +24,14 @@ def test_deterministic_under_a_seed():
     assert any(not torch.equal(a, b) for a, b in zip(r1.model.state_dict().values(), r3.model.state_dict().values()))
 
 
+def test_display_options_do_not_change_the_training():
+    # map snapshots and the modality probe are for watching: the trained weights must not depend on them
+    quiet = train(make_synthetic(), ACMRConfig(seed=5, snapshot_size=0, **FAST))
+    shown = train(make_synthetic(), ACMRConfig(seed=5, **dict(FAST, probe_every=1), snapshot_size=30))
+    for a, b in zip(quiet.model.state_dict().values(), shown.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_learns_and_emits_events():
     events = []
     ds = make_synthetic()
@@ -167,3 +175,25 @@ def test_adversary_lowers_the_modality_probe():
         idx = ds.indices("test")
         probes[adv] = modality_probe(r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text"))
     assert probes[True] < probes[False] - 0.08, probes
+
+
+def test_early_stopping_after_patience_epochs_without_validation_gain():
+    # a learning rate far below float32 resolution: the weights, and so validation mAP, never change after epoch 0
+    frozen = dict(FAST, epochs=12, lr=1e-12, lr_disc=1e-12)
+    events = []
+    r = train(make_synthetic(), ACMRConfig(seed=0, patience=3, **frozen), listeners=[events.append])
+    assert r.early_stopped and r.epochs_run == 3 and r.best_epoch == 0 and not r.stopped
+    assert [e.epoch for e in events if isinstance(e, EpochEvent)] == [0, 1, 2, 3]
+    last = [e for e in events if isinstance(e, StatusEvent)][-1]
+    assert last.state == "finished" and "stopped early" in last.message
+    # patience 0 runs every epoch; and a run that keeps improving is not cut short
+    full = train(make_synthetic(), ACMRConfig(seed=0, patience=0, **frozen))
+    assert not full.early_stopped and full.epochs_run == 12
+    learning = train(make_synthetic(), ACMRConfig(seed=0, patience=3, epochs=6, probe_every=0, **QUICK))
+    assert learning.epochs_run == 6 or learning.epochs_run - learning.best_epoch == 3
+
+
+def test_patience_must_be_a_whole_number():
+    from acmr_core.config import ConfigError
+    with pytest.raises(ConfigError, match="patience"):
+        ACMRConfig(patience=-1)

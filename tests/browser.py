@@ -1,0 +1,43 @@
+"""Headless Chromium for the browser tests and the app benchmark: one place for the binary and its flags.
+
+Debian's Chromium at /usr/bin/chromium, driven by Playwright (`run-tests.sh` installs both)."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MISSING = f"Chromium not found at {CHROMIUM}: run `apt-get update && apt-get install -y chromium`"
+
+
+def have_chromium() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def chromium_context(width: int, height: int):
+    """A fresh headless Chromium profile (a Playwright BrowserContext), removed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="acmr-chromium-")
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
+                                                       viewport={"width": width, "height": height})
+            try:
+                yield ctx
+            finally:
+                ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
