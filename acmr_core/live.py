@@ -45,6 +45,14 @@ DONE = ("stopped", "finished", "failed")
 _counter = itertools.count(1)
 
 
+def _join(thread, timeout: float | None) -> bool:
+    """Wait for a worker thread (if any) to end; True if it has."""
+    if thread is not None:
+        thread.join(timeout)
+        return not thread.is_alive()
+    return True
+
+
 def default_umap_epochs(epochs: int, n: int = 5) -> list[int]:
     """Epoch 0 (before training) and n roughly even epochs up to the last one."""
     if epochs <= 0:
@@ -177,10 +185,7 @@ class TrainingRun:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for training (not the UMAP worker) to end; True if it has."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        return _join(self._thread, timeout)
 
     def wait_maps(self, timeout: float | None = None) -> bool:
         """Wait until every queued UMAP frame is computed; True if none is pending."""
@@ -476,10 +481,8 @@ class ComparisonRun:
             run.stop()
 
     def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        """Wait for every run to end; True if they have."""
+        return _join(self._thread, timeout)
 
     @property
     def state(self) -> str:

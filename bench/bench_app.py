@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 PY = sys.executable
 
-from browser import MISSING, chromium_context, free_port, have_chromium  # noqa: E402  (tests/browser.py)
+from browser import MISSING, chromium_context, free_port, have_chromium, stop_process  # noqa: E402  (tests/browser.py)
 
 
 def get(url: str, timeout: float = 2.0) -> int:
@@ -66,11 +66,7 @@ def bench_ready(timeout: float = 120, browser: bool = True) -> dict:
         if browser:
             out["browser"] = bench_browser_run(f"http://127.0.0.1:{port}/")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 10)
     return out
 
 

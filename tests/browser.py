@@ -41,3 +41,12 @@ def chromium_context(width: int, height: int):
                 ctx.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def stop_process(proc, wait: float = 15) -> None:
+    """Ask a server process to end; kill it if it has not within `wait` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(wait)
+    except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+        proc.kill()

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import MISSING, chromium_context, free_port, have_chromium
+from browser import MISSING, chromium_context, free_port, have_chromium, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,11 +53,7 @@ def server(tmp_path_factory):
             pytest.fail(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
         time.sleep(0.2)
     yield {"url": f"http://127.0.0.1:{port}/", "port": port, "tmp": tmp, "startup_s": time.monotonic() - t0}
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc, 15)
     log.close()
 
 

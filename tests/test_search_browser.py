@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from browser import MISSING, chromium_context, free_port, have_chromium
+from browser import MISSING, chromium_context, free_port, have_chromium, stop_process
 from PIL import Image, ImageDraw
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -189,11 +189,7 @@ def dashboard_url(tmp_path_factory):
             pytest.skip(f"the dashboard exited at start (see {log.name})")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
         log.close()
 
 
