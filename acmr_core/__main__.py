@@ -75,6 +75,9 @@ def cmd_train(args) -> int:
 
     trainer.add_listener(on_event)
     result = trainer.run()
+    if result.early_stopped:          # finished sooner than planned: let the bar end full
+        bar.total = bar.n
+        bar.refresh()
     bar.close()
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)

@@ -233,6 +233,8 @@ class TrainingRun:
                 self._total_steps = self._steps_per_epoch() * self.config.epochs
             result = self.trainer.run()
             self.result = result
+            if self._epoch in self._snapshots:     # ended before the planned last epoch (early stop, Stop): map it
+                self.request_umap(self._epoch)
         except Exception as e:  # anything: the app stays usable, and the message says what happened
             msg = friendly_error(e)
             with self._lock:

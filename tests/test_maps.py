@@ -255,3 +255,15 @@ def test_unique_folder_and_history_csv(tmp_path):
     assert a != b and a.parent == tmp_path and b.parent == tmp_path
     text = history_csv([{"epoch": 0, "probe": None, "gap": 0.5}, {"epoch": 1, "probe": 0.7, "gap": float("nan"), "x": 2}])
     assert text.splitlines() == ["epoch,probe,gap,x", "0,,0.5,", "1,0.7,,2"]
+
+
+def test_a_run_that_stops_early_still_gets_a_final_map(synthetic):
+    # validation never improves (learning rate below float32 resolution), so patience ends the run at epoch 2
+    cfg = small_config(epochs=10, patience=2, lr=1e-12, lr_disc=1e-12)
+    run = TrainingRun(synthetic, cfg, umap_epochs=[]).start()
+    assert run.join(120)
+    assert run.wait_maps(120)
+    v = run.view()
+    assert v.state == "finished" and "stopped early" in v.message
+    assert [r["epoch"] for r in v.history] == [0, 1, 2]
+    assert 2 in v.umap or v.umap_error                        # the last epoch reached has its UMAP frame
