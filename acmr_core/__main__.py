@@ -58,8 +58,9 @@ def cmd_train(args) -> int:
     from .metrics import modality_probe
     from .training import StepEvent, Trainer, evaluate
 
+    own_flags = ("seed", "use_adversarial", "use_triplet", "use_label")
     overrides = {f.name: getattr(args, f.name) for f in fields(ACMRConfig)
-                 if getattr(args, f.name, None) is not None and f.name not in ("seed", "use_adversarial", "use_triplet", "use_label")}
+                 if getattr(args, f.name, None) is not None and f.name not in own_flags}
     cfg = ACMRConfig(**overrides, seed=args.seed, use_adversarial=not args.no_adversarial,
                      use_triplet=not args.no_triplet, use_label=not args.no_label)
     ds = load_from_args(args)
@@ -138,7 +139,8 @@ def cmd_evaluate(args) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m acmr_core", description="Train and evaluate ACMR (Adversarial Cross-Modal Retrieval).")
+    ap = argparse.ArgumentParser(prog="python -m acmr_core",
+                                 description="Train and evaluate ACMR (Adversarial Cross-Modal Retrieval).")
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model, save a checkpoint and metrics.json")
     _dataset_args(t)

@@ -108,7 +108,8 @@ def validate(ds: CrossModalDataset, source: str) -> None:
         if not np.issubdtype(ds.labels.dtype, np.integer):
             raise DataError(f"{source}: labels must be integers, got {ds.labels.dtype}")
         if ds.labels.min() < 0 or ds.labels.max() >= c:
-            raise DataError(f"{source}: labels must lie in 0..{c - 1} for {c} classes, found {ds.labels.min()}..{ds.labels.max()}")
+            raise DataError(f"{source}: labels must lie in 0..{c - 1} for {c} classes, "
+                            f"found {ds.labels.min()}..{ds.labels.max()}")
     elif ds.labels.ndim == 2:
         if ds.labels.shape[1] != c:
             raise DataError(f"{source}: multi-hot labels have {ds.labels.shape[1]} columns for {c} classes")

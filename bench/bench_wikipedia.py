@@ -62,7 +62,8 @@ def main() -> None:
                   f"best epoch {r.best_epoch} of {r.epochs_run} run, {wall:.1f}s", flush=True)
         raw[name] = rows
     print("\nWikipedia, shallow features, test split (693 pairs), cosine; mean±std over", args.seeds, "seeds")
-    head = f"{'variant':<25}{'mAP@all I2T':>13}{'T2I':>13}{'Avg':>13}{'mAP@50 I2T':>13}{'T2I':>13}{'Avg':>13}{'probe':>13}{'train s':>11}"
+    cols = ("mAP@all I2T", "T2I", "Avg", "mAP@50 I2T", "T2I", "Avg", "probe")
+    head = f"{'variant':<25}" + "".join(f"{c:>13}" for c in cols) + f"{'train s':>11}"
     print(head)
     for name, rows in raw.items():
         cells = [ms([r["all"][d] for r in rows]) for d in ("img2txt", "txt2img", "avg")]

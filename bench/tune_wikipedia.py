@@ -45,7 +45,7 @@ def main() -> None:
         print(f"val avg {r.best_val['avg']:.4f} (i2t {r.best_val['img2txt']:.3f} t2i {r.best_val['txt2img']:.3f}) "
               f"best epoch {r.best_epoch:3d}  {rows[-1][2]:5.1f}s  {over}", flush=True)
     print("\nbest first:")
-    for avg, ep, sec, over in sorted(rows, key=lambda r: -r[0])[:10]:
+    for avg, ep, _sec, over in sorted(rows, key=lambda r: -r[0])[:10]:
         print(f"{avg:.4f}  epoch {ep:3d}  {over}")
 
 

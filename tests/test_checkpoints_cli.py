@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from conftest import ROOT, make_synthetic
 
 from acmr_core import checkpoints as C
 from acmr_core.__main__ import main
 from acmr_core.config import ACMRConfig
 from acmr_core.model import ACMR
-from acmr_core.training import evaluate, train
-from conftest import ROOT, make_synthetic
+from acmr_core.training import evaluate
 
 SMALL = ACMRConfig(image_layers=[16], text_layers=[16], common_dim=8, disc_layers=[4], epochs=2, probe_every=0)
 
@@ -136,8 +136,9 @@ def test_cli_train_and_evaluate_on_features_file(tmp_path, capsys):
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "acmr_core", "train", "--dataset", "wikipedia", "--data-dir", str(tmp_path / "nope"),
-                        "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([sys.executable, "-m", "acmr_core", "train", "--dataset", "wikipedia",
+                        "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "acmr_core", "train", "--dataset", "features", "--data-dir", "x.npz",
                         "--out", str(tmp_path / "o"), "--lr", "-1"], capture_output=True, text=True, cwd=ROOT)

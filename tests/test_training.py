@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import make_synthetic
 
 from acmr_core.config import ACMRConfig
 from acmr_core.training import EpochEvent, StatusEvent, StepEvent, Trainer, evaluate, train
-from conftest import make_synthetic
 
 FAST = dict(epochs=4, probe_every=0, image_layers=[64], text_layers=[64], common_dim=32)
 QUICK = dict(lr=1e-3, dropout=0.0)   # a faster learner for a few epochs on tiny synthetic data

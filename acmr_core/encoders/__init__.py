@@ -85,5 +85,6 @@ def encoder_from_state(state: dict) -> Encoder:
     _discover()
     name = state.get("name")
     if name not in ENCODERS:
-        raise EncoderError(f"checkpoint needs encoder '{name}', which is not registered; available: {', '.join(sorted(ENCODERS))}")
+        raise EncoderError(f"checkpoint needs encoder '{name}', which is not registered; "
+                           f"available: {', '.join(sorted(ENCODERS))}")
     return ENCODERS[name].from_state(state)
