@@ -147,6 +147,13 @@ def test_wikipedia_beats_chance(wiki_dir):
     r = train(ds, ACMRConfig(seed=0, epochs=5, probe_every=0))
     s = evaluate(r.model, ds)
     assert s["img2txt"] > 0.18 and s["txt2img"] > 0.15   # chance is about 0.12
+    # the triplet margin is alive at the default μ: some, not all, cross-modal negatives lie inside it
+    idx = ds.indices("train")[:600]
+    img, txt = r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text")
+    dist = np.linalg.norm(img[:, None] - txt[None], axis=2)
+    negatives = dist[ds.labels[idx][:, None] != ds.labels[idx][None]]
+    inside = (negatives < r.config.mu).mean()
+    assert 0.01 < inside < 0.99, f"{inside:.3f} of negatives inside the margin μ={r.config.mu}"
 
 
 def test_multilabel_data_trains_with_sigmoid_labels():
