@@ -242,9 +242,8 @@ def _idf(encoder):
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 
 
-def _unknown_words(encoder, text: str) -> list[str]:
-    """Words of `text` that the encoder's vocabulary lacks (empty if the encoder cannot tell)."""
-    vocab = _vocabulary(encoder)
+def _unknown_words(vocab: dict | None, text: str) -> list[str]:
+    """Words of `text` missing from a text encoder's vocabulary (`_vocabulary`; empty if it has none)."""
     if vocab is None:
         return []
     seen, out = set(), []
@@ -308,6 +307,7 @@ class SearchIndex:
         self._all_txt = self._unit(model.embed(dataset.text_features, "text"))
         self._labels_all = np.asarray(dataset.labels)
         self._split_all = np.asarray(dataset.split).astype(str)
+        self._text_vocab = _vocabulary(self.encoders.get("text"))   # once, not per query
         self._galleries: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
         rows, img, txt, labels = self.gallery(self.default_splits)
@@ -443,7 +443,7 @@ class SearchIndex:
             shown = text if len(text) <= 80 else text[:77] + "..."
             raise QueryError(f"None of the words in '{shown}' is known to the text encoder "
                              f"(it learnt its vocabulary from the training captions).{hint}")
-        unknown = _unknown_words(enc, text)
+        unknown = _unknown_words(self._text_vocab, text)
         if unknown:
             notes.append(f"Words the text encoder does not know were ignored: {', '.join(unknown[:12])}"
                          f"{' ...' if len(unknown) > 12 else ''}.")
