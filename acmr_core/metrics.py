@@ -71,7 +71,12 @@ def retrieval_scores(img: np.ndarray, txt: np.ndarray, y: np.ndarray, k: int | N
     """Both directions and their mean: Img2Txt (image queries, text gallery) and Txt2Img.
 
     Both similarities are symmetric, so one (n_img, n_txt) matrix serves both directions (its transpose)."""
-    sims, rel = similarity(img, txt, metric), relevance(y, y)
+    return scores_both_ways(similarity(img, txt, metric), y, k)
+
+
+def scores_both_ways(sims: np.ndarray, y: np.ndarray, k: int | None = None) -> dict[str, float]:
+    """mAP of both directions from one (n_img, n_txt) similarity matrix of paired items labelled `y`."""
+    rel = relevance(y, y)
     i2t = float(average_precision(sims, rel, k).mean())
     t2i = float(average_precision(sims.T, rel.T, k).mean())
     return {"img2txt": i2t, "txt2img": t2i, "avg": (i2t + t2i) / 2}

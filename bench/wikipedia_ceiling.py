@@ -34,13 +34,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from acmr_core.data import load_dataset  # noqa: E402
-from acmr_core.metrics import average_precision, relevance, retrieval_scores  # noqa: E402
-
-
-def dot_map(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """mAP@all of both directions when ranking by the dot product instead of the cosine."""
-    s, rel = a @ b.T, relevance(y, y)
-    return float(average_precision(s, rel).mean()), float(average_precision(s.T, rel.T).mean())
+from acmr_core.metrics import retrieval_scores, scores_both_ways  # noqa: E402
 
 
 def sharpen(p: np.ndarray, tau: float) -> np.ndarray:
@@ -65,9 +59,10 @@ def main() -> None:
         pt = clf().fit(T[tr], y[tr]).predict_proba(T[va]).astype(np.float32)
         onehot = np.eye(ds.num_classes, dtype=np.float32)[y[va]]
         cos = retrieval_scores(pv, pt, y[va])
+        dot = scores_both_ways(pv @ pt.T, y[va])    # ranked by the dot product instead of the cosine
         sharp = [retrieval_scores(sharpen(pv, tau), pt, y[va]) for tau in (2, 4)]
         rows.append([(pv.argmax(1) == y[va]).mean(), (pt.argmax(1) == y[va]).mean(),
-                     cos["img2txt"], cos["txt2img"], *dot_map(pv, pt, y[va]),
+                     cos["img2txt"], cos["txt2img"], *[dot[d] for d in ("img2txt", "txt2img")],
                      retrieval_scores(pv, onehot, y[va])["img2txt"], retrieval_scores(onehot, pt, y[va])["img2txt"],
                      *[r[d] for r in sharp for d in ("img2txt", "txt2img")]])
     m = np.mean(rows, axis=0)
