@@ -233,8 +233,7 @@ class TrainingRun:
                 self._total_steps = self._steps_per_epoch() * self.config.epochs
             result = self.trainer.run()
             self.result = result
-            if self._epoch in self._snapshots:     # ended before the planned last epoch (early stop, Stop): map it
-                self.request_umap(self._epoch)
+            self.request_umap(self._epoch)   # the last epoch reached gets its map, even if training ended early
         except Exception as e:  # anything: the app stays usable, and the message says what happened
             msg = friendly_error(e)
             with self._lock:
@@ -421,9 +420,11 @@ class TrainingRun:
 
     def model(self):
         """A fresh ACMR model (CPU, eval mode) holding a consistent copy of the weights."""
+        return self._build_model(self.model_state()[0])
+
+    def _build_model(self, state: dict):
         from .model import ACMR
 
-        state, _ = self.model_state()
         ds = self.dataset
         m = ACMR(ds.image_features.shape[1], ds.text_features.shape[1], ds.num_classes, self.config)
         m.load_state_dict(state)
@@ -434,7 +435,7 @@ class TrainingRun:
         from .checkpoints import save_checkpoint
 
         state, what = self.model_state()
-        model = self.model()
+        model = self._build_model(state)      # the same weights `what` describes, copied once
         folder = unique_folder(root, name or f"{self.dataset.name}-{self.run_id}")
         v = self.view()
         extra = {"history": v.history, "saved_from": what, "run_id": self.run_id,
