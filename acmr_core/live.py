@@ -314,7 +314,7 @@ class TrainingRun:
                 self._snapshots[e.epoch] = e.snapshot
                 self._pca[e.epoch] = frame
             self._bump()
-        if e.snapshot is not None and (e.epoch in self.umap_epochs or e.epoch == self.config.epochs):
+        if e.snapshot is not None and e.epoch in self.umap_epochs:   # the last epoch reached: see _run
             self.request_umap(e.epoch)
 
     # --- UMAP worker ----------------------------------------------------------------------------------
