@@ -101,3 +101,48 @@ def modality_gap(img: np.ndarray, txt: np.ndarray) -> float:
         return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
     return float(np.linalg.norm(unit(img).mean(0) - unit(txt).mean(0)))
+
+
+# --- modality invariance, measured two ways ------------------------------------------------------
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+def heldout_modality_probe(fit_img: np.ndarray, fit_txt: np.ndarray, eval_img: np.ndarray, eval_txt: np.ndarray,
+                           seed: int = 0) -> float:
+    """Global invariance: a linear probe (logistic regression) fitted to tell images from texts on one set of
+    common-space embeddings (the training split) and scored on another (validation or test), as balanced
+    accuracy. 0.5 = no straight line separates the modalities (invariant); 1.0 = they are fully separable."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([fit_img, fit_txt]).astype(np.float64)
+    m = np.r_[np.zeros(len(fit_img)), np.ones(len(fit_txt))]
+    clf = LogisticRegression(solver="liblinear", max_iter=2000, random_state=seed).fit(x, m)
+    pred_i = clf.predict(np.asarray(eval_img, dtype=np.float64))
+    pred_t = clf.predict(np.asarray(eval_txt, dtype=np.float64))
+    return float(((pred_i == 0).mean() + (pred_t == 1).mean()) / 2)
+
+
+def knn_mixing(img: np.ndarray, txt: np.ndarray, k: int = 10, chunk: int = 2048) -> float:
+    """Local invariance: for each point, the share of its k nearest neighbours (cosine, itself excluded) that
+    come from the other modality, times 2, averaged over all points. With as many images as texts, 1.0 =
+    perfectly mixed (neighbours drawn regardless of modality), 0 = every neighbour shares the point's modality.
+    It is what a person sees in a map: separate sub-clumps of images and texts lower it even when no straight
+    line separates the two modalities."""
+    x = np.concatenate([_unit(img), _unit(txt)])
+    mod = np.r_[np.zeros(len(img), bool), np.ones(len(txt), bool)]
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    k = min(k, n - 1)
+    other = 0.0
+    for s in range(0, n, chunk):
+        sims = x[s:s + chunk] @ x.T
+        rows = np.arange(sims.shape[0])
+        sims[rows, s + rows] = -np.inf                      # a point is not its own neighbour
+        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        other += (mod[nn] != mod[s:s + chunk, None]).sum()
+    return float(2.0 * other / (n * k))
