@@ -1,47 +1,35 @@
-"""A live training run: the Trainer in a background thread, and a thread-safe record of what it emits.
+"""A live training run: the pipeline (fit → report → save, pipeline.py) in a background thread, and a
+process-wide registry of the runs this process trains.
 
-`TrainingRun` owns one `Trainer`. It listens to the trainer's events and keeps, under one lock,
-  - the step series (every loss term, the modality classifier's accuracy, the GRL weight γ),
-  - the epoch history (validation mAP both ways, modality probe, modality gap, timing),
-  - the embedding snapshots of a fixed validation sample, and 2-D maps of them: PCA every epoch (each
-    frame Procrustes-aligned onto the last), UMAP at chosen epochs (computed by its own worker thread,
-    each frame initialised from the previous one),
-  - the state (ready / running / paused / stopped / finished / failed) and a message for people.
-A UI polls `view()` (a consistent copy, cheap when nothing changed: compare `version`), and never
-touches the trainer's internals. Any error (bad config, data that does not fit, NaN loss, an exception
-inside training) ends the run in state "failed" with a message; it never kills the process.
+`TrainingRun` owns one training thread. It hands every event the pipeline logs to a `Recorder`
+(recorder.py: the step series, the epoch history, the state and a message for people) and every epoch's
+embedding snapshot to a `MapWorker` (map_worker.py: PCA each epoch, UMAP at chosen epochs). A page polls
+`view()` (a consistent copy; compare `version` to skip redraws) and never touches the trainer: the only
+things it asks of it are pause, resume and stop. Everything is also on disk, in the run's folder (runs.py),
+so a reloaded page, a second viewer or a later process sees the same run. Any error (bad config, data that
+does not fit, NaN loss, an exception inside training) ends the run as "failed" with a message; it never
+kills the process.
 
-`ComparisonRun` trains two runs with the same seed and config, with and without the adversarial loss,
-one after the other, for a side-by-side comparison. `DATASETS` (a `DatasetCache`) loads each dataset once
-per process; runs get their own shallow copy, so one run's validation split never leaks into another's.
-
-Checkpoints are saved with unique folder names, atomically (see checkpoints.save_checkpoint), from a
-consistent copy of the weights: the best validation epoch once training ended, else the end of the last
-completed epoch. Nothing here imports a UI library.
+`REGISTRY` holds the runs of this process by id (not a browser session's state): every viewer of a page
+attaches to the same object. `ComparisonRun` trains two runs with and without the adversarial loss.
+Nothing here imports a UI library.
 """
 from __future__ import annotations
 
-import copy
-import csv
-import io
 import itertools
-import queue
-import re
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from .config import ACMRConfig, ConfigError
+from .config import ACMRConfig
 from .data import CrossModalDataset
+from .map_worker import MapWorker, default_umap_epochs
+from .recorder import ACTIVE, DONE, Recorder, RunView, wall_elapsed
+from .runs import RunDir, new_run_id
+from .training import EpochEvent, StatusEvent
 
-LOSS_KEYS = ("imd", "imi", "reg", "adv", "emb", "total")
-ACTIVE = ("running", "paused")
-DONE = ("stopped", "finished", "failed")
+__all__ = ["ACTIVE", "DONE", "REGISTRY", "ComparisonRun", "RunView", "TrainingRun", "default_umap_epochs"]
 _counter = itertools.count(1)
 
 
@@ -53,114 +41,69 @@ def _join(thread, timeout: float | None) -> bool:
     return True
 
 
-def default_umap_epochs(epochs: int, n: int = 5) -> list[int]:
-    """Epoch 0 (before training) and n roughly even epochs up to the last one."""
-    if epochs <= 0:
-        return [0]
-    picks = {0, epochs} | {int(round(epochs * k / n)) for k in range(1, n)}
-    return sorted(e for e in picks if 0 <= e <= epochs)
-
-
-@dataclass
-class RunView:
-    """A consistent copy of a run's state, for drawing. Arrays are copies; lists are new lists."""
-
-    run_id: str
-    name: str
-    version: int
-    state: str
-    message: str
-    error: str | None
-    config: ACMRConfig
-    dataset_name: str
-    class_names: list
-    steps: dict                 # name -> np.ndarray: global_step, epoch, imd, imi, reg, adv, emb, total, disc_acc, grl
-    history: list               # one dict per epoch (epoch 0 = before training)
-    epoch: int                  # epochs completed
-    epochs: int
-    global_step: int
-    total_steps: int
-    elapsed: float              # seconds since start (frozen when training ended)
-    eta: float | None           # estimated seconds left
-    best_epoch: int
-    pca: dict                   # epoch -> maps.MapFrame
-    umap: dict                  # epoch -> maps.MapFrame
-    umap_pending: list          # epochs queued for UMAP
-    umap_error: str | None
-    saved: list                 # checkpoint folders saved from this run
-
-    @property
-    def progress(self) -> float:
-        return self.global_step / self.total_steps if self.total_steps else 0.0
-
-    @property
-    def last(self) -> dict | None:
-        return self.history[-1] if self.history else None
-
-
 class TrainingRun:
-    """One training run of ACMR on `dataset` with `config`, in a background thread."""
+    """One training run of ACMR on `dataset` with `config`, in a background thread, recorded in a run folder."""
 
     def __init__(self, dataset: CrossModalDataset | Callable[[], CrossModalDataset], config: ACMRConfig | None = None,
                  *, name: str | None = None, umap_epochs: list[int] | str | None = "auto",
                  umap_options: dict | None = None, dataset_label: str | None = None,
-                 on_finish: Callable[["TrainingRun"], None] | None = None):
+                 on_finish: Callable[["TrainingRun"], None] | None = None, runs_root: str | Path | None = None):
         """`dataset` is a dataset, or a function returning one (called in the training thread, so a slow
         load or a bad data folder never blocks the caller: its error ends the run as 'failed').
         `on_finish(run)` is called in the training thread when training ended with at least one epoch
-        (finished or stopped), e.g. to hand the model to a search index even if no page is watching."""
+        (finished or stopped), e.g. to hand the model to a search index even if no page is watching.
+        The run's folder is created under `runs_root` (default: runs.runs_root()) when it starts."""
         self.config = (config or ACMRConfig()).validate()
         self._source = dataset
-        self.dataset: CrossModalDataset | None = None
+        self.dataset: CrossModalDataset | None = dataset if isinstance(dataset, CrossModalDataset) else None
         self.dataset_label = dataset_label or getattr(dataset, "name", "dataset")
-        if isinstance(dataset, CrossModalDataset):
-            self.dataset = _own_copy(dataset)
-        self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.run_id = new_run_id()
         self.name = name or f"run {next(_counter)}"
-        self._lock = threading.RLock()
-        self._version = 0
-        self.state = "ready"
-        self.message = "ready to train"
-        self.error: str | None = None
-        self.trainer = None
-        self._thread: threading.Thread | None = None
-        self._steps: dict[str, list] = {k: [] for k in ("global_step", "epoch", *LOSS_KEYS, "disc_acc", "grl")}
-        self._history: list[dict] = []
-        self._snapshots: dict[int, dict] = {}
-        self._pca: dict = {}
-        self._umap: dict = {}
-        self._umap_pending: list[int] = []
-        self._umap_error: str | None = None
-        self._umap_queue: queue.Queue = queue.Queue()
-        self._umap_thread: threading.Thread | None = None
-        self._umap_options = dict(umap_options or {})
+        self._root = runs_root
+        self.dir: RunDir | None = None
+        self.recorder = Recorder(self.run_id, self.name, self.config,
+                                 self.dataset.name if self.dataset is not None else self.dataset_label)
+        if self.dataset is not None:
+            self.recorder.class_names = list(self.dataset.class_names)
         if umap_epochs == "auto":
             umap_epochs = default_umap_epochs(self.config.epochs)
-        self.umap_epochs = set(umap_epochs or [])
-        self._epoch = 0
-        self._global_step = 0
-        self._total_steps = 0
-        self._best_epoch = 0
+        self.maps = MapWorker(self.recorder, umap_epochs, umap_options, name=self.run_id)
+        self._lock = threading.RLock()
+        self.trainer = None
+        self._thread: threading.Thread | None = None
         self._t0: float | None = None
         self._t_end: float | None = None
         self._paused_at: float | None = None
         self._paused_total = 0.0
-        self._saved: list[str] = []
+        self._weights: dict | None = None       # the end of the last finished epoch (from its EpochEvent)
+        self._train_idx = None
         self._stop_requested = False
         self._on_finish = on_finish
         self.finish_note: str | None = None      # what on_finish did (or why it failed)
         self.result = None
+        self.outcome = None
+
+    # --- what the recorder knows ----------------------------------------------------------------------
+    state = property(lambda self: self.recorder.state)
+    message = property(lambda self: self.recorder.message)
+    error = property(lambda self: self.recorder.error)
+    umap_epochs = property(lambda self: self.maps.umap_epochs)
+    folder = property(lambda self: None if self.dir is None else self.dir.path)
 
     # --- control ----------------------------------------------------------------------------------
     def start(self) -> "TrainingRun":
-        """Build the trainer and start training in a daemon thread. Errors end the run as 'failed'."""
+        """Create the run folder and train in a daemon thread. Errors end the run as 'failed'."""
         _preimport()
         with self._lock:
             if self.state != "ready":
                 raise RuntimeError(f"this run is {self.state}; make a new run to train again")
-            self.state, self.message = "running", "preparing the model"
+            self.dir = RunDir.create(self.config.to_dict(), name=self.name, dataset=self.dataset_label,
+                                     root=self._root, run_id=self.run_id)
+            self.run_id = self.recorder.run_id = self.dir.run_id
+            self.maps._save = self._save_frame
             self._t0 = time.perf_counter()
-            self._bump()
+            self._log({"kind": "status", "state": "running", "message": "preparing the model"})
+        REGISTRY.add(self)
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"acmr-run-{self.run_id}")
         self._thread.start()
         return self
@@ -180,8 +123,7 @@ class TrainingRun:
             self.trainer.stop()
         with self._lock:
             if self.state == "ready":
-                self.state, self.message = "stopped", "stopped before it started"
-                self._bump()
+                self.recorder.feed({"kind": "status", "state": "stopped", "message": "stopped before it started"})
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for training (not the UMAP worker) to end; True if it has."""
@@ -189,14 +131,11 @@ class TrainingRun:
 
     def wait_maps(self, timeout: float | None = None) -> bool:
         """Wait until every queued UMAP frame is computed; True if none is pending."""
-        t_end = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if not self._umap_pending:
-                    return True
-            if t_end is not None and time.monotonic() > t_end:
-                return False
-            time.sleep(0.05)
+        return self.maps.wait(timeout)
+
+    def request_umap(self, epoch: int) -> bool:
+        """Queue a UMAP frame of `epoch` (if its snapshot exists and it is not done or queued)."""
+        return self.maps.request(epoch)
 
     @property
     def active(self) -> bool:
@@ -206,217 +145,104 @@ class TrainingRun:
     def finishing(self) -> bool:
         """Training ended but `on_finish` has not reported yet (a page should keep polling)."""
         return (self._on_finish is not None and self.finish_note is None and self.state in ("finished", "stopped")
-                and self._epoch > 0)
+                and self.recorder.epoch > 0)
 
     @property
     def version(self) -> int:
-        with self._lock:
-            return self._version
+        return self.recorder.version
 
     # --- the training thread -------------------------------------------------------------------------
-    def _run(self) -> None:
-        from .training import Trainer
+    def _log(self, ev: dict) -> None:
+        self.dir.append(ev)
+        self.recorder.feed(ev)
 
-        try:
-            if self.dataset is None:
-                with self._lock:
-                    self.message = f"loading {self.dataset_label} (the first time can take a while)"
-                    self._bump()
-                self.dataset = _own_copy(self._source())
-            with self._lock:
-                self.message = "building the model"
-                self._bump()
-            self.trainer = Trainer(self.dataset, self.config, [self._on_event])
-            if self._stop_requested:
-                self.trainer.stop()
-            with self._lock:
-                self._total_steps = self._steps_per_epoch() * self.config.epochs
-            result = self.trainer.run()
-            self.result = result
-            self.request_umap(self._epoch)   # the last epoch reached gets its map, even if training ended early
-        except Exception as e:  # anything: the app stays usable, and the message says what happened
-            msg = friendly_error(e)
-            with self._lock:
-                self.state, self.message, self.error = "failed", msg, msg
-                self._t_end = time.perf_counter()
-                self._bump()
-        finally:
-            with self._lock:
-                if self.state in ACTIVE:  # the trainer ended without a final status
-                    self.state, self.message = "stopped", "training ended"
-                if self._t_end is None:
-                    self._t_end = time.perf_counter()
-                self._bump()
-            if self._on_finish is not None and self.state in ("finished", "stopped") and self._epoch > 0:
-                try:
-                    self._on_finish(self)
-                    note = "ok"
-                except Exception as e:  # noqa: BLE001 - reported, never raised into the thread
-                    note = f"failed: {friendly_error(e)}"
-                with self._lock:
-                    self.finish_note = note
-                    self._bump()
+    def _save_frame(self, frame) -> None:
+        self.dir.append({"kind": "frame", "method": frame.method, "epoch": frame.epoch, "file": self.dir.save_frame(frame)})
 
-    def _steps_per_epoch(self) -> int:
-        n, bs = len(self.trainer.train_idx), self.config.batch_size
-        return max(1, n // bs) if n >= bs else 1
+    def _load(self) -> CrossModalDataset:
+        ds = self._source()
+        self.dataset = ds
+        return ds
 
-    def _bump(self) -> None:
-        self._version += 1
+    def _on_trainer(self, trainer) -> None:
+        self.trainer = trainer
+        self._train_idx = trainer.train_idx
+        if self._stop_requested:
+            trainer.stop()
 
-    def _on_event(self, e) -> None:
-        kind = getattr(e, "kind", None)
-        if kind == "step":
-            with self._lock:
-                s = self._steps
-                s["global_step"].append(e.global_step)
-                s["epoch"].append(e.epoch)
-                for k in LOSS_KEYS:
-                    s[k].append(float(e.losses.get(k, np.nan)))
-                s["disc_acc"].append(float(e.disc_acc))
-                s["grl"].append(float(e.grl))
-                self._global_step, self._total_steps = e.global_step, e.total_steps
-                self._bump()
-        elif kind == "epoch":
-            self._on_epoch(e)
-        elif kind == "status":
+    def _listen(self, e) -> None:
+        """The trainer's own events: the map snapshots, the weights of the last epoch, the clock."""
+        if isinstance(e, EpochEvent):
+            self._weights = e.weights
+            self.maps.on_epoch(e.epoch, e.snapshot)
+        elif isinstance(e, StatusEvent):
+            now = time.perf_counter()
             with self._lock:
                 if e.state == "paused":
-                    self._paused_at = time.perf_counter()
+                    self._paused_at = now
                 elif self._paused_at is not None:
-                    self._paused_total += time.perf_counter() - self._paused_at
+                    self._paused_total += now - self._paused_at
                     self._paused_at = None
-                self.state, self.message = e.state, e.message
-                if e.state == "failed":
-                    self.error = e.message
                 if e.state in DONE:
-                    self._t_end = time.perf_counter()
-                self._bump()
+                    self._t_end = now
 
-    def _on_epoch(self, e) -> None:
-        from . import maps
+    def _run(self) -> None:
+        from .pipeline import train_run
 
-        row = {"epoch": e.epoch, "val_img2txt": e.val["img2txt"], "val_txt2img": e.val["txt2img"],
-               "val_avg": e.val["avg"], "probe": e.probe, "gap": e.gap, "seconds": e.seconds,
-               "elapsed": e.elapsed, "best_epoch": e.best_epoch}
-        hist = getattr(self.trainer, "history", None)
-        if hist and hist[-1].get("epoch") == e.epoch:   # per-epoch mean losses, as the trainer recorded them
-            row.update({k: v for k, v in hist[-1].items() if k.startswith("loss_")})
-        frame = None
-        if e.snapshot is not None:
-            with self._lock:
-                prev = self._pca.get(max(self._pca)) if self._pca else None
-            frame = maps.pca_frame(e.snapshot, e.epoch, None if prev is None else prev.coords)
+        source = self.dataset if self.dataset is not None else self._load
+        out = train_run(source, self.config, run=self.dir, dataset_label=self.dataset_label, listeners=(self._listen,),
+                        on_trainer=self._on_trainer, on_record=self.recorder.feed)
+        self.outcome, self.result = out, out.result
         with self._lock:
-            self._history.append(row)
-            self._epoch, self._best_epoch = e.epoch, e.best_epoch
-            if e.snapshot is not None:
-                self._snapshots[e.epoch] = e.snapshot
-                self._pca[e.epoch] = frame
-            self._bump()
-        if e.snapshot is not None and e.epoch in self.umap_epochs:   # the last epoch reached: see _run
-            self.request_umap(e.epoch)
-
-    # --- UMAP worker ----------------------------------------------------------------------------------
-    def request_umap(self, epoch: int) -> bool:
-        """Queue a UMAP frame of `epoch` (if its snapshot exists and it is not done or queued)."""
-        with self._lock:
-            if epoch not in self._snapshots or epoch in self._umap or epoch in self._umap_pending:
-                return False
-            self._umap_pending.append(epoch)
-            self._bump()
-            if self._umap_thread is None or not self._umap_thread.is_alive():
-                self._umap_thread = threading.Thread(target=self._umap_worker, daemon=True,
-                                                     name=f"acmr-umap-{self.run_id}")
-                self._umap_thread.start()
-        self._umap_queue.put(epoch)
-        return True
-
-    def _umap_worker(self) -> None:
-        from . import maps
-
-        while True:
+            if self._t_end is None:
+                self._t_end = time.perf_counter()
+        self.maps.request(self.recorder.epoch)   # the last epoch reached gets its map, even if training ended early
+        if self._on_finish is not None and self.state in ("finished", "stopped") and self.recorder.epoch > 0:
             try:
-                epoch = self._umap_queue.get(timeout=2.0)
-            except queue.Empty:
-                with self._lock:
-                    if not self._umap_pending:
-                        self._umap_thread = None
-                        return
-                continue
-            with self._lock:
-                snap = self._snapshots.get(epoch)
-                earlier = [e for e in self._umap if e < epoch]
-                later = [e for e in self._umap if e > epoch]
-                ref = self._umap[max(earlier)] if earlier else (self._umap[min(later)] if later else None)
-            try:
-                frame = maps.umap_frame(snap, epoch, None if ref is None else ref.coords, **self._umap_options)
-                with self._lock:
-                    self._umap[epoch] = frame
-            except Exception as e:  # umap missing or failing: PCA maps still work; say why
-                with self._lock:
-                    self._umap_error = f"UMAP failed for epoch {epoch}: {type(e).__name__}: {e}"
-            finally:
-                with self._lock:
-                    if epoch in self._umap_pending:
-                        self._umap_pending.remove(epoch)
-                    self._bump()
+                self._on_finish(self)
+                note = "ok"
+            except Exception as e:  # noqa: BLE001 - reported, never raised into the thread
+                note = f"failed: {type(e).__name__}: {e}"
+            self.finish_note = note
+            self.recorder.bump()
 
     # --- reading ------------------------------------------------------------------------------------
     def view(self) -> RunView:
         with self._lock:
-            now = time.perf_counter()
-            if self._t0 is None:
-                elapsed = 0.0
-            else:
-                end = self._t_end or (self._paused_at if self._paused_at else now)
-                elapsed = max(0.0, end - self._t0 - self._paused_total)
-            eta = None
-            if self.state in ACTIVE and self._global_step and self._total_steps:
-                eta = elapsed / self._global_step * (self._total_steps - self._global_step)
-            return RunView(
-                run_id=self.run_id, name=self.name, version=self._version, state=self.state, message=self.message,
-                error=self.error, config=self.config,
-                dataset_name=self.dataset.name if self.dataset is not None else self.dataset_label,
-                class_names=list(self.dataset.class_names) if self.dataset is not None else [],
-                steps={k: np.asarray(v, dtype=np.float64) for k, v in self._steps.items()},
-                history=[dict(r) for r in self._history], epoch=self._epoch, epochs=self.config.epochs,
-                global_step=self._global_step, total_steps=self._total_steps, elapsed=elapsed, eta=eta,
-                best_epoch=self._best_epoch, pca=dict(self._pca), umap=dict(self._umap),
-                umap_pending=list(self._umap_pending), umap_error=self._umap_error, saved=list(self._saved))
+            elapsed = wall_elapsed(self._t0, self._t_end, self._paused_at, self._paused_total)
+        v = self.recorder.view(elapsed=elapsed, live=self.state in ACTIVE, umap_pending=list(self.maps.pending),
+                               umap_error=self.maps.error)
+        if v.state in ACTIVE and v.global_step and v.total_steps:
+            v.eta = elapsed / v.global_step * (v.total_steps - v.global_step)
+        return v
 
     def snapshots(self) -> dict[int, dict]:
-        with self._lock:
-            return dict(self._snapshots)
+        return self.maps.snapshots()
 
     def metrics_csv(self) -> str:
         """The epoch history as CSV (one row per epoch; epoch 0 = before training)."""
+        from .export import history_csv
+
         return history_csv(self.view().history)
 
     def steps_csv(self) -> str:
-        v = self.view()
-        cols = list(v.steps)
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(cols)
-        for row in zip(*(v.steps[c] for c in cols)):
-            w.writerow([_fmt(x) for x in row])
-        return buf.getvalue()
+        from .export import steps_csv
+
+        return steps_csv(self.view().steps)
 
     # --- the model ------------------------------------------------------------------------------------
     def model_state(self) -> tuple[dict, str]:
         """(state_dict copy, description): the best epoch once training ended, else the last completed epoch."""
-        tr = self.trainer
-        if tr is None:
-            raise RuntimeError("nothing trained yet: press Start first")
         if self.state in DONE and self.result is not None:
             return ({k: v.detach().cpu().clone() for k, v in self.result.model.state_dict().items()},
                     f"best validation epoch {self.result.best_epoch}" if not self.result.error
                     else "last good state before the failure")
-        good = getattr(tr, "last_good", None)
+        if self.trainer is None:
+            raise RuntimeError("nothing trained yet: press Start first")
+        good = self._weights
         if good is None:
             raise RuntimeError("no epoch finished yet; wait for the first epoch")
-        return ({k: v.detach().cpu().clone() for k, v in good.items()}, f"end of epoch {self._epoch}")
+        return ({k: v.detach().cpu().clone() for k, v in good.items()}, f"end of epoch {self.recorder.epoch}")
 
     def model(self):
         """A fresh ACMR model (CPU, eval mode) holding a consistent copy of the weights."""
@@ -431,23 +257,56 @@ class TrainingRun:
         return m.eval()
 
     def save(self, root: str | Path = "checkpoints", name: str | None = None) -> Path:
-        """Save a checkpoint into a new, uniquely named folder under `root`; returns the folder."""
-        from .checkpoints import save_checkpoint
+        """Save a checkpoint into a new, uniquely named folder under `root` (metrics layout of pipeline.py)."""
+        from .pipeline import report, save_model, unique_folder
 
         state, what = self.model_state()
         model = self._build_model(state)      # the same weights `what` describes, copied once
-        folder = unique_folder(root, name or f"{self.dataset.name}-{self.run_id}")
         v = self.view()
-        extra = {"history": v.history, "saved_from": what, "run_id": self.run_id,
-                 "metrics": {"best_epoch": v.best_epoch,
-                             "validation_best": next((r for r in v.history if r["epoch"] == v.best_epoch), None),
-                             "epochs_run": v.epoch, "train_seconds": v.elapsed, "state": v.state}}
-        save_checkpoint(folder, model, self.config, self.dataset.class_names, dataset_info=self.dataset.info,
-                        encoders=self.dataset.encoders, extra=extra)
-        with self._lock:
-            self._saved.append(str(folder))
-            self._bump()
+        metrics = v.metrics if v.metrics and v.state in DONE else None
+        if metrics is None:                   # mid-run: the last finished epoch, measured now
+            best = next((r for r in v.history if r["epoch"] == v.best_epoch), None)
+            metrics = report(model, self.dataset, self._train_idx, self.config, state=v.state, error=v.error,
+                             best_epoch=v.best_epoch, epochs=v.epochs, epochs_run=v.epoch, early_stopped=False,
+                             stopped=False, train_seconds=v.elapsed, saved_from=what,
+                             validation_best=None if best is None else
+                             {"img2txt": best["val_img2txt"], "txt2img": best["val_txt2img"], "avg": best["val_avg"]})
+        folder = unique_folder(root, name or f"{self.dataset.name}-{self.run_id}")
+        save_model(folder, model, self.config, self.dataset, metrics=metrics, history=v.history, run_id=self.run_id)
+        self._log({"kind": "saved", "path": str(folder)})
         return folder
+
+
+class Registry:
+    """The runs this process trains, by id, shared by every page and viewer. Keeps every active run and the
+    `keep` most recent others (older ones are read back from their folders)."""
+
+    def __init__(self, keep: int = 8):
+        self._lock = threading.Lock()
+        self._runs: dict[str, TrainingRun] = {}
+        self.keep = keep
+
+    def add(self, run: TrainingRun) -> None:
+        with self._lock:
+            self._runs[run.run_id] = run
+            idle = [r for r in self._runs.values() if r.state not in ACTIVE]
+            for r in idle[:-self.keep] if len(idle) > self.keep else []:
+                self._runs.pop(r.run_id, None)
+
+    def get(self, run_id: str | None) -> TrainingRun | None:
+        with self._lock:
+            return self._runs.get(run_id) if run_id else None
+
+    def runs(self) -> list[TrainingRun]:
+        """Newest first."""
+        with self._lock:
+            return list(reversed(self._runs.values()))
+
+    def active(self) -> list[TrainingRun]:
+        return [r for r in self.runs() if r.state in ACTIVE]
+
+
+REGISTRY = Registry()
 
 
 class ComparisonRun:
@@ -509,109 +368,4 @@ def _preimport() -> None:
     import sklearn.linear_model  # noqa: F401
     import sklearn.model_selection  # noqa: F401
 
-
-def _own_copy(ds: CrossModalDataset) -> CrossModalDataset:
-    """A shallow copy with its own split array (the trainer carves a validation split into it in place),
-    so runs sharing one loaded dataset never see each other's splits."""
-    own = copy.copy(ds)
-    own.split = np.array(ds.split, copy=True)
-    return own
-
-
-class DatasetCache:
-    """Loaded datasets, shared read-only by all runs of the process, keyed by loader name and options.
-
-    `get` loads once (other callers for the same key wait for that load) and re-raises a failed load's
-    error to every caller; a failed load is not cached, so fixing the folder and retrying works."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._entries: dict[str, dict] = {}
-
-    @staticmethod
-    def key(name: str, options: dict) -> str:
-        import json
-
-        return json.dumps([name, options], sort_keys=True, default=str)
-
-    def get(self, name: str, **options) -> CrossModalDataset:
-        from .data import load_dataset
-
-        k = self.key(name, options)
-        with self._lock:
-            entry = self._entries.setdefault(k, {"lock": threading.Lock(), "ds": None})
-        with entry["lock"]:
-            if entry["ds"] is None:
-                entry["ds"] = load_dataset(name, **options)
-            return entry["ds"]
-
-    def peek(self, name: str, **options) -> CrossModalDataset | None:
-        with self._lock:
-            entry = self._entries.get(self.key(name, options))
-        return entry["ds"] if entry else None
-
-    def prefetch(self, name: str, **options) -> threading.Thread:
-        """Load in a daemon thread (errors are swallowed here; `get` will raise them to whoever asks)."""
-        def go():
-            try:
-                self.get(name, **options)
-            except Exception:  # noqa: BLE001 - reported when someone actually asks for it
-                pass
-
-        th = threading.Thread(target=go, daemon=True, name=f"acmr-prefetch-{name}")
-        th.start()
-        return th
-
-
-DATASETS = DatasetCache()
-
-
-def history_csv(history: list[dict]) -> str:
-    cols: list[str] = []
-    for r in history:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(cols)
-    for r in history:
-        w.writerow([_fmt(r.get(c)) for c in cols])
-    return buf.getvalue()
-
-
-def _fmt(x):
-    if x is None:
-        return ""
-    if isinstance(x, float):
-        return "" if x != x else f"{x:.6g}"
-    if isinstance(x, np.floating):
-        return "" if not np.isfinite(x) else f"{float(x):.6g}"
-    return x
-
-
-def unique_folder(root: str | Path, name: str) -> Path:
-    """root/name, or root/name-2, -3, ... : a folder no one else has claimed (claimed by creating it)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
-    for i in itertools.count(1):
-        folder = root / (base if i == 1 else f"{base}-{i}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")
-
-
-def friendly_error(e: Exception) -> str:
-    """A message for people: what failed, in words, without a stack trace."""
-    from .checkpoints import CheckpointError
-    from .data import DataError
-
-    kind = {ConfigError: "invalid setting", DataError: "data problem", CheckpointError: "checkpoint problem",
-            MemoryError: "out of memory"}
-    for cls, what in kind.items():
-        if isinstance(e, cls):
-            return f"{what}: {e}"
-    return f"training failed ({type(e).__name__}): {e}"
-
+    from . import pipeline  # noqa: F401

@@ -51,6 +51,9 @@ class EpochEvent:
     elapsed: float          # wall time since start
     best_epoch: int
     snapshot: dict | None = None  # {"image": (s, m), "text": (s, m), "labels": (s,), "index": (s,)} for maps
+    losses: dict = field(default_factory=dict)   # this epoch's mean of each loss term (empty at epoch 0)
+    disc_acc: float | None = None  # this epoch's mean modality-classifier accuracy (None at epoch 0 or without L_adv)
+    weights: dict | None = None   # the model's state_dict at the end of this epoch (a copy: read it, never change it)
     kind: str = "epoch"
 
 
@@ -79,6 +82,11 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Mini-batches per epoch: whole batches only (the last partial one is dropped), at least one."""
+    return max(1, n_train // batch_size)
+
+
 class Trainer:
     """Trains ACMR on `dataset` with `config`; `run()` blocks, `start()` runs in a daemon thread."""
 
@@ -90,10 +98,14 @@ class Trainer:
         self.device = pick_device(self.cfg.device)
         if self.device.type == "cpu" and self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)  # more threads only spin on matrices this small
-        if not (dataset.split == "val").any():
-            dataset.split = carve_validation(dataset.split, dataset.labels, self.cfg.val_fraction, self.cfg.seed)
-        self.train_idx = dataset.indices("train")
-        self.val_idx = dataset.indices("val") if (dataset.split == "val").any() else dataset.indices("train")
+        split = dataset.split     # the trainer's own split: the caller's dataset is left as it is
+        if not (split == "val").any():
+            split = carve_validation(split, dataset.labels, self.cfg.val_fraction, self.cfg.seed)
+        self.split = split
+        self.train_idx = np.flatnonzero(split == "train")
+        self.val_idx = np.flatnonzero(split == "val") if (split == "val").any() else self.train_idx
+        self.steps_per_epoch = steps_per_epoch(len(self.train_idx), self.cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * self.cfg.epochs
         torch.manual_seed(self.cfg.seed)
         self.model = ACMR(dataset.image_features.shape[1], dataset.text_features.shape[1],
                           dataset.num_classes, self.cfg).to(self.device)
@@ -217,15 +229,16 @@ class Trainer:
         self.history.append({"epoch": epoch, "val_img2txt": val["img2txt"], "val_txt2img": val["txt2img"],
                              "val_avg": val["avg"], "probe": probe, "gap": gap, "seconds": time.perf_counter() - t_epoch,
                              **{f"loss_{k}": v for k, v in self._epoch_losses.items()}})
+        accs = [a for a in self._epoch_accs if a == a]
         self._emit(EpochEvent(epoch, self.cfg.epochs, val, probe, gap, time.perf_counter() - t_epoch, elapsed,
-                               self.best_epoch, snap))
+                               self.best_epoch, snap, dict(self._epoch_losses),
+                               float(np.mean(accs)) if accs else None, self.last_good))
 
     def run(self) -> TrainResult:
         cfg = self.cfg
         n, bs = len(self.train_idx), cfg.batch_size
-        steps_per_epoch = max(1, n // bs) if n >= bs else 1
-        total_steps = steps_per_epoch * cfg.epochs
-        self.history, self.best_val, self.best_epoch, self._epoch_losses = [], {}, 0, {}
+        steps_per_epoch, total_steps = self.steps_per_epoch, self.total_steps
+        self.history, self.best_val, self.best_epoch, self._epoch_losses, self._epoch_accs = [], {}, 0, {}, []
         self.best_state = self.last_good = copy.deepcopy(self.model.state_dict())
         error, epoch, early = None, 0, False
         t0 = time.perf_counter()
@@ -236,6 +249,7 @@ class Trainer:
                 t_epoch = time.perf_counter()
                 perm = self._rng.permutation(n)
                 sums: dict[str, float] = {}
+                self._epoch_accs = []
                 for s in range(steps_per_epoch):
                     self._wait_if_paused()
                     if self._stop.is_set():
@@ -246,6 +260,7 @@ class Trainer:
                     values, acc = self.train_step(self.v[idx], self.t[idx], self.y[idx], gamma, g)
                     for k_, x in values.items():
                         sums[k_] = sums.get(k_, 0.0) + x
+                    self._epoch_accs.append(acc)
                     self._emit(StepEvent(epoch, s + 1, g + 1, total_steps, values, acc, gamma))
                 if self._stop.is_set():
                     epoch -= 1
