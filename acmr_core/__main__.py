@@ -3,14 +3,13 @@
   python -m acmr_core train --dataset wikipedia --data-dir ../shared/data/wikipedia --seed 0 --out checkpoints/wiki
   python -m acmr_core train --dataset shapes --out checkpoints/shapes
   python -m acmr_core evaluate --checkpoint checkpoints/wiki --data-dir ../shared/data/wikipedia
+  python -m acmr_core runs          # every run under runs/ ($ACMR_RUNS_DIR), newest first
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 from .config import ACMRConfig, ConfigError
 
@@ -54,9 +53,8 @@ def load_from_args(args):
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .checkpoints import save_checkpoint
-    from .metrics import modality_probe
-    from .training import StepEvent, Trainer, evaluate
+    from .pipeline import save_model, train_run
+    from .training import StepEvent
 
     own_flags = ("seed", "use_adversarial", "use_triplet", "use_label")
     overrides = {f.name: getattr(args, f.name) for f in fields(ACMRConfig)
@@ -64,48 +62,47 @@ def cmd_train(args) -> int:
     cfg = ACMRConfig(**overrides, seed=args.seed, use_adversarial=not args.no_adversarial,
                      use_triplet=not args.no_triplet, use_label=not args.no_label)
     ds = load_from_args(args)
-    trainer = Trainer(ds, cfg)
-    bar = tqdm(total=cfg.epochs * max(1, len(trainer.train_idx) // cfg.batch_size), desc="training", unit="step",
-               disable=args.quiet)
+    bar = tqdm(total=1, desc="training", unit="step", disable=args.quiet)
 
     def on_event(e):
         if isinstance(e, StepEvent):
+            bar.total = e.total_steps
             bar.update(1)
             if e.step == 1:
                 bar.set_postfix(epoch=e.epoch, loss=f"{e.losses['total']:.3f}", d_acc=f"{e.disc_acc:.2f}")
 
-    trainer.add_listener(on_event)
-    result = trainer.run()
-    if result.early_stopped:          # finished sooner than planned: let the bar end full
+    out = train_run(ds, cfg, name=args.name or "", dataset_label=ds.name, listeners=(on_event,))
+    if out.result is not None and out.result.early_stopped:          # finished sooner than planned: end the bar full
         bar.total = bar.n
         bar.refresh()
     bar.close()
-    if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
-    test = {"map_all": evaluate(result.model, ds, "test"), "map_at_50": evaluate(result.model, ds, "test", k=50)}
-    idx = ds.indices("test")
-    probe = modality_probe(result.model.embed(ds.image_features[idx], "image"),
-                           result.model.embed(ds.text_features[idx], "text"), seed=cfg.seed)
-    metrics = {
-        "dataset": ds.info.get("dataset", ds.name),
-        "protocol": "cosine similarity; test items of one modality query all test items of the other",
-        "test": {p: {d: v[d] for d in ("img2txt", "txt2img", "avg")} for p, v in test.items()},
-        "validation_best": result.best_val, "best_epoch": result.best_epoch,
-        "modality_probe": probe, "train_seconds": result.train_seconds, "epochs": result.epochs_run,
-        "early_stopped": result.early_stopped,
-        "config": cfg.to_dict(), "error": result.error,
-    }
-    out = Path(args.out)
-    save_checkpoint(out, result.model, cfg, ds.class_names, dataset_info=ds.info, encoders=ds.encoders,
-                    extra={"metrics": metrics, "history": result.history})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if out.state == "failed":
+        print(f"error: {out.message}", file=sys.stderr)
+    if out.metrics is None:
+        return 2 if out.result is None else 1
+    m = out.metrics
+    if args.out:
+        save_model(args.out, out.result.model, cfg, ds, metrics=m, history=out.result.history, run_id=out.run.run_id)
     if not args.quiet:
-        print(_table(test, f"test split of {ds.name}, best validation epoch {result.best_epoch}"))
-        print(f"modality probe (balanced accuracy, 0.5 = invariant): {probe:.3f}")
-        early = f" (stopped early: no validation gain for {cfg.patience} epochs)" if result.early_stopped else ""
-        print(f"trained {result.epochs_run} epochs{early} in {result.train_seconds:.1f} s; "
-              f"checkpoint and metrics.json in {out}")
-    return 1 if result.error else 0
+        t = m["test"] or {}
+        print(_table({k: t[k] for k in ("map_all", "map_at_50") if k in t},
+                     f"test split of {ds.name}, best validation epoch {m['best_epoch']}"))
+        if t:
+            print(f"modality probe (held-out, balanced accuracy, 0.5 = invariant): {t['modality_probe']:.3f}; "
+                  f"kNN modality mixing (1 = mixed): {t['knn_mixing']:.3f}")
+        early = f" (stopped early: no validation gain for {cfg.patience} epochs)" if m["early_stopped"] else ""
+        print(f"trained {m['epochs_run']} epochs{early} in {m['train_seconds']:.1f} s; run {out.run.run_id} in "
+              f"{out.run.path}" + (f"; checkpoint and metrics.json also in {args.out}" if args.out else ""))
+    return 1 if out.state == "failed" else 0
+
+
+def cmd_runs(args) -> int:
+    """One line per run, newest first: <id> <status> <epochs_done>/<epochs> <dataset>."""
+    from .runs import list_runs
+
+    for s in list_runs(args.dir):
+        print(s.line())
+    return 0
 
 
 def _table(scores: dict, title: str) -> str:
@@ -145,7 +142,9 @@ def main(argv=None) -> int:
     t = sub.add_parser("train", help="train a model, save a checkpoint and metrics.json")
     _dataset_args(t)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", required=True, help="output folder for the checkpoint and metrics.json")
+    t.add_argument("--out", default=None, help="also save the checkpoint and metrics.json into this folder (the run's "
+                                            "folder under runs/ always has them)")
+    t.add_argument("--name", default=None, help="a name for the run (its id is made up of the time and a random part)")
     t.add_argument("--no-adversarial", action="store_true", help="ablation: no modality classifier / L_adv")
     t.add_argument("--no-triplet", action="store_true", help="ablation: no triplet loss L_imi")
     t.add_argument("--no-label", action="store_true", help="ablation: no label loss L_imd")
@@ -158,13 +157,15 @@ def main(argv=None) -> int:
     e.add_argument("--image-encoder", default=None)
     e.add_argument("--text-encoder", default=None)
     e.add_argument("--metric", choices=["cosine", "l2"], default="cosine")
+    r = sub.add_parser("runs", help="list the runs under runs/ ($ACMR_RUNS_DIR): id, status, epochs done/planned, dataset")
+    r.add_argument("--dir", default=None, help="the runs folder (default: $ACMR_RUNS_DIR, else runs/ in the project)")
     args = ap.parse_args(argv)
     from .checkpoints import CheckpointError
     from .data import DataError
     from .encoders import EncoderError
 
     try:
-        return cmd_train(args) if args.command == "train" else cmd_evaluate(args)
+        return {"train": cmd_train, "runs": cmd_runs}.get(args.command, cmd_evaluate)(args)
     except (ConfigError, DataError, CheckpointError, EncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -74,17 +74,6 @@ class CrossModalDataset:
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
 
-    def subset(self, split: str) -> dict[str, np.ndarray]:
-        """Image features, text features and labels of one split."""
-        idx = self.indices(split)
-        return {"image": self.image_features[idx], "text": self.text_features[idx], "labels": self.labels[idx], "index": idx}
-
-    def label_matrix(self) -> np.ndarray:
-        """Labels as an (n, c) multi-hot float matrix, whatever their storage."""
-        if self.multilabel:
-            return self.labels.astype(np.float32)
-        return np.eye(self.num_classes, dtype=np.float32)[self.labels]
-
 
 def validate(ds: CrossModalDataset, source: str) -> None:
     """Raise DataError naming `source` if the arrays disagree, hold NaNs or labels are out of range."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -51,7 +50,6 @@ class Current:
     source: str                       # human-readable: "checkpoint checkpoints/x" / "trained in the dashboard"
     version: int
     checkpoint: str | None = None     # folder of the checkpoint, if the model is saved
-    loaded_at: float = field(default_factory=time.time)
     notes: list = field(default_factory=list)
 
     @property
@@ -147,12 +145,6 @@ class ModelStore:
         t.start()
         return t
 
-    def clear(self) -> None:
-        with self._lock:
-            self._current = None
-            self._version += 1
-            self._tried_latest = True
-
     # --- checkpoints -------------------------------------------------------------------------------
     def list_checkpoints(self, checkpoints_dir: str | Path | None = None) -> list[Path]:
         """Checkpoint folders under the checkpoints folder, newest first."""
@@ -167,10 +159,10 @@ class ModelStore:
         """Train ACMR with the default config on the built-in `shapes` dataset, save it under
         checkpoints/shapes-default (or `out`) and make it current. `progress(fraction, message)` is called
         as training goes. Returns the checkpoint folder."""
-        from acmr_core.checkpoints import save_checkpoint
         from acmr_core.config import ACMRConfig
         from acmr_core.data import load_dataset
-        from acmr_core.training import EpochEvent, StepEvent, Trainer, evaluate
+        from acmr_core.pipeline import save_model, train_run
+        from acmr_core.training import EpochEvent, StepEvent
 
         say = progress or (lambda f, m: None)
         if not self._load_lock.acquire(blocking=False):
@@ -179,7 +171,6 @@ class ModelStore:
             say(0.0, "generating and encoding the shapes dataset (cached after the first time)")
             ds = load_dataset("shapes", progress=False, **(dataset_options or {}))
             cfg = ACMRConfig(**config)
-            trainer = Trainer(ds, cfg)
 
             def listen(e):
                 if isinstance(e, StepEvent) and (e.global_step % 10 == 0 or e.global_step == e.total_steps):
@@ -188,19 +179,16 @@ class ModelStore:
                     say(0.05 + 0.9 * e.epoch / cfg.epochs,
                         f"epoch {e.epoch}/{cfg.epochs}: validation mAP {e.val['avg']:.3f}")
 
-            trainer.add_listener(listen)
-            result = trainer.run()
-            if result.error:
-                raise CheckpointError(result.error)
+            out_run = train_run(ds, cfg, name="default shapes model (Search tab)", dataset_label=ds.name,
+                                listeners=(listen,))
+            if out_run.state == "failed" or out_run.metrics is None:
+                raise CheckpointError(out_run.message or "training ended before its first epoch")
             say(0.97, "saving the checkpoint")
             folder = Path(out) if out else self.checkpoints_dir / DEFAULT_MODEL_DIR
-            test = evaluate(result.model, ds, "test")
-            save_checkpoint(folder, result.model, cfg, ds.class_names, dataset_info=ds.info, encoders=ds.encoders,
-                            extra={"metrics": {"test": {"map_all": test}, "best_epoch": result.best_epoch,
-                                               "train_seconds": result.train_seconds},
-                                   "history": result.history})
-            index = SearchIndex(result.model, ds, ds.encoders, source=f"checkpoint {folder} (just trained)")
-            index.meta = {"checkpoint_path": str(folder), "metrics": {"test": {"map_all": test}}}
+            save_model(folder, out_run.result.model, cfg, ds, metrics=out_run.metrics, history=out_run.result.history,
+                       run_id=out_run.run.run_id)
+            index = SearchIndex(out_run.result.model, ds, ds.encoders, source=f"checkpoint {folder} (just trained)")
+            index.meta = {"checkpoint_path": str(folder), "metrics": out_run.metrics}
         finally:
             self._load_lock.release()
         self.set_index(index, index.source, folder)

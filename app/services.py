@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from acmr_core import maps
-from acmr_core.live import DATASETS, friendly_error
+from acmr_core.dataset_cache import DATASETS
+from app.wording import friendly_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,7 +198,6 @@ class Task:
 
     name: str
     fn: Callable[[], Any]
-    started: float = field(default_factory=time.time)
     result: Any = None
     error: str | None = None
     _thread: threading.Thread | None = None

@@ -24,6 +24,12 @@ def make_synthetic(n: int = 300, classes: int = 5, d_v: int = 20, d_t: int = 12,
     return CrossModalDataset("synthetic", v, t, y.astype(np.int64), [f"c{i}" for i in range(classes)], split)
 
 
+@pytest.fixture(autouse=True)
+def _runs_dir(tmp_path, monkeypatch):
+    """Every run a test trains is written under its own tmp folder, never into the project's runs/."""
+    monkeypatch.setenv("ACMR_RUNS_DIR", str(tmp_path / "runs"))
+
+
 @pytest.fixture
 def synthetic():
     return make_synthetic()

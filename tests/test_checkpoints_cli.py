@@ -121,7 +121,8 @@ def test_cli_train_and_evaluate_on_features_file(tmp_path, capsys):
     for proto in ("map_all", "map_at_50"):
         for d in ("img2txt", "txt2img"):
             assert 0 <= m["test"][proto][d] <= 1
-    assert m["epochs"] == 3 and m["train_seconds"] > 0 and 0 <= m["modality_probe"] <= 1
+    assert m["epochs"] == m["epochs_run"] == 3 and m["train_seconds"] > 0
+    assert 0 <= m["test"]["modality_probe"] <= 1 and 0 <= m["test"]["knn_mixing"] <= 2
     assert m["config"]["use_adversarial"] is False
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(out)]) == 0
@@ -152,7 +153,7 @@ def test_cli_on_wikipedia(tmp_path, wiki_dir):
                         "--seed", "0", "--out", str(out), "--epochs", "3"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "metrics.json").read_text())
-    assert m["test"]["map_all"]["img2txt"] > 0.15 and m["epochs"] == 3
+    assert m["test"]["map_all"]["img2txt"] > 0.15 and m["epochs_run"] == 3
     r = subprocess.run([sys.executable, "-m", "acmr_core", "evaluate", "--checkpoint", str(out)], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 0 and "693 pairs" in r.stdout
