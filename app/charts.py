@@ -357,6 +357,28 @@ def comparison_curves(views: dict, key: str, title: str, ytitle: str, yrange=Non
     return _fig(data, layout)
 
 
+OVERLAY_COLOURS = [BLACK, BLUE, VERMILLION, GREEN, ORANGE, PURPLE, SKY, YELLOW]
+
+
+def overlay_curves(views: dict, key: str, title: str, ytitle: str, yrange=None, ref: float | None = None) -> go.Figure:
+    """One epoch curve per run (label -> RunView), on shared axes; the first run is drawn thickest."""
+    data, x_max = [], 1
+    for i, (label, view) in enumerate(views.items()):
+        e, y = _hist(view, key)
+        x_max = max(x_max, view.epochs, int(e.max()) if len(e) else 0)
+        colour = OVERLAY_COLOURS[i % len(OVERLAY_COLOURS)]
+        data.append(_line(e, y, label, colour, 3.5 if i == 0 else 2.2, "solid" if i < len(OVERLAY_COLOURS) else "dash",
+                          mode="lines+markers", marker=dict(size=5, color=colour)))
+    if not any(len(d["x"]) for d in data):
+        return _empty(title, "No epoch recorded yet.")
+    if ref is not None:
+        data.insert(0, _ref_line(ref, f"{ref:g}", x_max, dash="dot") | {"showlegend": False})
+    layout = _layout(title, 340, xaxis=_axis("epoch", [-0.3, x_max + 0.3]), yaxis=_axis(ytitle, yrange),
+                     margin=dict(l=60, r=20, t=50, b=95))
+    layout["legend"] = dict(orientation="h", yanchor="top", y=-0.28, xanchor="left", x=0, font=dict(size=12))
+    return _fig(data, layout)
+
+
 # --- warm-up ---------------------------------------------------------------------------------------------
 
 def warm_up() -> None:

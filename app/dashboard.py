@@ -1,8 +1,12 @@
-"""ACMR Lab dashboard (the Streamlit page). Serve it with `streamlit run app/main.py` from the project root.
+"""ACMR Lab dashboard (the Streamlit page). Serve it with `streamlit run app/main.py` from the project root;
+app/page.py is the script Streamlit runs (it calls `main()`; importing this module draws nothing).
 
 Thin by design: layout, widgets and plots. Training runs in a background thread owned by
-acmr_core.live.TrainingRun (one per browser session, kept in st.session_state); this page polls it
-with fragments (`st.fragment(run_every=...)`) and never blocks. Figures come from app/charts.py.
+acmr_core.live.TrainingRun, held in the process-wide `live.REGISTRY` (not in a browser session), and recorded
+in its run folder (acmr_core.runs). The page keeps only the id of the run it shows, in the URL (`?run=<id>`),
+so a reload, a second tab or a second viewer shows the same run; a run no longer (or never) trained by this
+process is read back from its folder. The page polls with fragments (`st.fragment(run_every=...)`) and never
+blocks. Figures come from app/charts.py.
 """
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ import streamlit as st  # noqa: E402
 
 from acmr_core import maps  # noqa: E402
 from acmr_core.config import ACMRConfig, ConfigError  # noqa: E402
-from acmr_core.live import ACTIVE, DONE, ComparisonRun, TrainingRun, default_umap_epochs  # noqa: E402
-from app import charts, services  # noqa: E402
+from acmr_core.live import ACTIVE, DONE, REGISTRY, ComparisonRun, TrainingRun, default_umap_epochs  # noqa: E402
+from acmr_core.recorder import StoredRun  # noqa: E402
+from acmr_core.runs import find_run, list_runs, runs_root  # noqa: E402
+from app import charts, services, wording  # noqa: E402
 from app.dashboard_defaults import CHOICES, DEFAULTS, DEMO_EPOCHS, DEMO_PATIENCE, EXPLAIN, FIELD_GROUPS, LABELS, SCI, STEPS, TABS  # noqa: E402
 
 CARD_H = 118
@@ -58,7 +64,15 @@ def _init_state() -> None:
         if key not in ss:
             v = _initial(f.name)
             ss[key] = ", ".join(map(str, v)) if isinstance(v, list) else v
-    ss.setdefault("run", None)
+    if "run_id" not in ss:          # a new session (a first visit, a reload, a second viewer): the URL says which run
+        wanted = st.query_params.get("run")
+        if wanted and open_run(wanted) is not None:
+            ss.run_id = wanted
+        else:
+            if wanted:
+                ss.missing_run = wanted
+            active = REGISTRY.active()      # else the newest run training now, if any: everyone sees the live run
+            ss.run_id = active[0].run_id if active else None
     ss.setdefault("cmp", None)
     ss.setdefault("task", None)
     ss.setdefault("loaded", None)
@@ -99,6 +113,60 @@ def config_from_widgets() -> tuple[ACMRConfig | None, str | None]:
         return None, str(e)
 
 
+# --- the shown run: live in this process, or read back from its folder -----------------------------------
+
+_STORED: dict[str, StoredRun] = {}
+_LIST_CACHE: dict = {}
+
+
+def open_run(run_id: str | None):
+    """The run with this id: the live TrainingRun if this process trains (or trained) it, else its folder."""
+    if not run_id:
+        return None
+    live = REGISTRY.get(run_id)
+    if live is not None:
+        return live
+    folder = find_run(run_id)
+    if folder is None:
+        return None
+    key = str(folder.path)
+    if key not in _STORED:
+        _STORED[key] = StoredRun(folder)
+    return _STORED[key]
+
+
+def shown():
+    return open_run(ss.get("run_id"))
+
+
+def known_runs(ttl: float = 2.0) -> list:
+    """Every run folder (runs.RunSummary), newest first; re-read at most every `ttl` seconds."""
+    root = str(runs_root())
+    hit = _LIST_CACHE.get(root)
+    if hit is None or time.monotonic() - hit[0] > ttl:
+        hit = _LIST_CACHE[root] = (time.monotonic(), list_runs(root))
+    return hit[1]
+
+
+def show_run(run_id: str | None) -> None:
+    ss.run_id = run_id
+    ss.map_follow = True
+    _LIST_CACHE.clear()
+
+
+def sync_url() -> None:
+    """The URL names the shown run, so a reload (or a copied link) comes back to it."""
+    rid = ss.get("run_id")
+    if rid and st.query_params.get("run") != rid:
+        st.query_params["run"] = rid
+    elif not rid and "run" in st.query_params:
+        del st.query_params["run"]
+
+
+def run_label(s) -> str:
+    return f"{s.run_id} · {s.status} · {s.epochs_done}/{s.epochs} epochs · {s.dataset}"
+
+
 def run_state(run) -> str:
     return "none" if run is None else run.state
 
@@ -109,8 +177,9 @@ def is_live(run) -> bool:
 
 
 def is_busy() -> bool:
-    run, cmp = ss.run, ss.cmp
-    return (run is not None and run.state in ACTIVE) or (cmp is not None and cmp.state == "running")
+    """Is this page's own work running (the shown run, trained here; or a comparison)? Settings lock then."""
+    run, cmp = shown(), ss.cmp
+    return controllable(run) or (cmp is not None and cmp.state == "running")
 
 
 # --- sidebar -----------------------------------------------------------------------------------------------
@@ -225,15 +294,21 @@ def umap_epochs_for(epochs: int) -> list[int]:
 def on_start(spec, cfg) -> None:
     if is_busy():
         return
-    ss.run = services.track(TrainingRun(spec.load, cfg, dataset_label=spec.label, name=f"run {time.strftime('%H:%M:%S')}",
-                                        umap_epochs=umap_epochs_for(cfg.epochs), on_finish=services.publish_run))
-    ss.run.start()
-    ss.map_follow = True
+    run = services.track(TrainingRun(spec.load, cfg, dataset_label=spec.label, name=f"run {time.strftime('%H:%M:%S')}",
+                                     umap_epochs=umap_epochs_for(cfg.epochs), on_finish=services.publish_run))
+    run.start()
+    show_run(run.run_id)
+
+
+def controllable(run) -> bool:
+    """Pause and Stop act on runs this process trains; anyone viewing such a run may use them (the server
+    listens on this computer only, see .streamlit/config.toml)."""
+    return isinstance(run, TrainingRun) and run.state in ACTIVE
 
 
 def on_pause() -> None:
-    run = ss.run
-    if run is None:
+    run = shown()
+    if not controllable(run):
         return
     if run.state == "paused":
         run.resume()
@@ -242,21 +317,49 @@ def on_pause() -> None:
 
 
 def on_stop() -> None:
-    if ss.run is not None:
-        ss.run.stop()
+    run = shown()
+    if controllable(run):
+        run.stop()
 
 
 def on_reset() -> None:
-    run = ss.run
+    run = shown()
     if run is not None and run.state in ACTIVE:
         return
-    ss.run = None
-    ss.map_follow = True
+    show_run(None)
+
+
+def on_pick() -> None:
+    show_run(ss.get("run_pick") or None)
+
+
+def run_picker() -> None:
+    """Every run, live and past (newest first): pick one to show."""
+    found = known_runs()
+    rid = ss.get("run_id")
+    ids = [s.run_id for s in found]
+    labels = {s.run_id: run_label(s) for s in found}
+    if rid and rid not in ids:
+        ids.insert(0, rid)
+        labels[rid] = rid
+    options = [""] + ids
+    ss.run_pick = rid or ""
+    c1, c2 = st.columns([3, 4], vertical_alignment="bottom")
+    c1.selectbox("Run", options, key="run_pick", on_change=on_pick, format_func=lambda i: labels.get(i, "none: a new run"),
+                 help=f"Every run recorded under {runs_root()}, newest first: training now, finished, stopped, failed "
+                      "or interrupted (its process ended before it did). The page's address names the run shown, so a "
+                      "reload or a copied link comes back to it.")
+    missing = ss.pop("missing_run", None)
+    if missing:
+        c2.warning(f"There is no run `{missing}` under {runs_root()}.")
+    else:
+        c2.caption(":material/group: Everyone who opens this page sees the same runs, live. Anyone viewing a run "
+                   "that trains may pause or stop it: the server listens only on this computer (127.0.0.1).")
 
 
 def control_bar(spec, spec_error, cfg, cfg_error, busy: bool) -> None:
-    run = ss.run
-    state = run_state(run)
+    run = shown()
+    state = run_state(run) if controllable(run) else "idle"
     cols = st.columns([1.1, 1.1, 1, 1, 4.5], vertical_alignment="center")
     can_start = not busy and spec is not None and cfg is not None
     cols[0].button("Start", icon=":material/play_arrow:", type="primary", disabled=not can_start, key="btn_start",
@@ -287,27 +390,35 @@ def control_bar(spec, spec_error, cfg, cfg_error, busy: bool) -> None:
 
 STATE_BADGE = {"ready": ":gray-badge[ready]", "running": ":green-badge[:material/autorenew: training]",
                "paused": ":orange-badge[:material/pause: paused]", "stopped": ":gray-badge[:material/stop: stopped]",
-               "finished": ":blue-badge[:material/check: finished]", "failed": ":red-badge[:material/error: failed]"}
+               "finished": ":blue-badge[:material/check: finished]", "failed": ":red-badge[:material/error: failed]",
+               "interrupted": ":violet-badge[:material/power_off: interrupted]"}
 
 
 def status_panel() -> None:
-    run = ss.run
+    run = shown()
     if run is None:
         return
     v = run.view()
     box = st.container()
     if v.state == "failed":
-        box.error(f"**Training failed.** {v.error}\n\nChange the settings or the data and press **Start** again; "
-                 "nothing that was saved before is lost.", icon=":material/error:")
+        box.error(f"**Training failed.** {wording.failure(v.error_type, v.error or v.message)}\n\nChange the settings "
+                  "or the data and press **Start** again; nothing that was saved before is lost.", icon=":material/error:")
+    elif v.state == "interrupted":
+        box.warning(f"**This run was interrupted**: {v.message}. Below is everything it recorded.",
+                    icon=":material/power_off:")
     total = max(1, v.total_steps)
     eta = f" · about {charts.fmt_seconds(v.eta)} left" if v.eta is not None else ""
-    text = (f"{STATE_BADGE.get(v.state, v.state)} · **{v.name}** on {v.dataset_name} · epoch {v.epoch}/{v.epochs} · "
-            f"step {v.global_step}/{v.total_steps or '?'} · {charts.fmt_seconds(v.elapsed)} elapsed{eta}")
+    text = (f"{STATE_BADGE.get(v.state, v.state)} · **{v.name}** · run `{v.run_id}` on {v.dataset_name} · "
+            f"epoch {v.epoch}/{v.epochs} · step {v.global_step}/{v.total_steps or '?'} · "
+            f"{charts.fmt_seconds(v.elapsed)} elapsed{eta}")
     st.progress(min(1.0, v.global_step / total), text=text)
     # always exactly one caption here: a fragment whose elements change in number can leave stale ones behind
     caption = "\u00a0"
     if v.state in ACTIVE and v.message and not v.global_step:
         caption = f":material/hourglass_top: {v.message} …"
+    elif v.state in ACTIVE and not controllable(run):
+        caption = f"Trained by another process (pid {_owner_pid(run)}): shown as its folder grows; it can be paused " \
+                  "or stopped only there."
     elif v.state in ACTIVE:
         caption = f"{v.message}" if v.state == "paused" else "Training in a background thread: the page stays usable."
     elif v.state in DONE and v.message:
@@ -324,6 +435,11 @@ def status_panel() -> None:
         ss["_last_state"], ss["_was_live"] = v.state, now_live
         st.rerun(scope="app")
     ss["_last_state"], ss["_was_live"] = v.state, now_live
+
+
+def _owner_pid(run) -> str:
+    ev = next((e for e in run.dir.events() if e.get("kind") == "owner"), {}) if isinstance(run, StoredRun) else {}
+    return str(ev.get("pid", "?"))
 
 
 def metric_cards(v) -> None:
@@ -371,7 +487,7 @@ def explain(key: str) -> None:
 
 
 def training_tab() -> None:
-    run = ss.run
+    run = shown()
     if run is None:
         st.info("Press **Start** to train ACMR on the chosen dataset. The charts below fill in live: the losses "
                 "per step, the modality classifier being fooled, and retrieval improving epoch by epoch.")
@@ -390,6 +506,39 @@ def training_tab() -> None:
         for column, name in zip(st.columns(len(row)), row):
             with column:
                 _chart(figs, name)
+    overlay(v)
+
+
+OVERLAY = (("val_avg", "Validation mAP (avg) of each run", "mAP", None, None),
+           ("probe", "Modality probe of each run (0.5 = mixed)", "balanced accuracy", [0.4, 1.05], 0.5),
+           ("gap", "Modality gap of each run", "centroid distance", None, None),
+           ("loss_total", "Total loss (epoch mean) of each run", "loss", None, None))
+
+
+def overlay(v) -> None:
+    """The epoch curves of the shown run and of other chosen runs, on shared axes (as in TensorBoard)."""
+    others = {s.run_id: s for s in known_runs() if s.run_id != v.run_id}
+    if not others:
+        return
+    st.markdown("##### :material/stacked_line_chart: Overlay other runs")
+    ss["overlay_runs"] = [r for r in ss.get("overlay_runs", []) if r in others]
+    picked = st.multiselect("Runs to draw beside this one", list(others), key="overlay_runs",
+                            format_func=lambda i: run_label(others[i]),
+                            help="Any recorded run: live, finished, stopped, failed or interrupted. Their epoch curves "
+                                 "are drawn on the same axes as this run's.")
+    if not picked:
+        return
+    views = {f"{v.name} · {v.run_id} (shown)": v}
+    for rid in picked:
+        r = open_run(rid)
+        if r is not None:
+            ov = r.view()
+            views[f"{ov.name} · {rid}"] = ov
+    cols = st.columns(2)
+    for i, (key, title, ytitle, yrange, ref) in enumerate(OVERLAY):
+        with cols[i % 2]:
+            st.plotly_chart(charts.overlay_curves(views, key, title, ytitle, yrange, ref), config=charts.PLOT_CONFIG,
+                            key=f"fig_overlay_{key}")
 
 
 _CHART_KEYS = {"modality_classifier": "disc"}     # element keys the browser tests look for: fig_<key>
@@ -429,7 +578,7 @@ def _captions(run):
 
 
 def maps_tab() -> None:
-    run = ss.run
+    run = shown()
     if run is None:
         st.info("The maps of the common space appear here once training starts (epoch 0 = the untrained model).")
         return
@@ -523,7 +672,8 @@ def umap_status(run, v) -> None:
         parts.append(f"computing epoch {', '.join(map(str, v.umap_pending))} …")
     done = sorted(v.umap)
     parts.append(f"ready: epochs {', '.join(map(str, done)) if done else 'none yet'}")
-    parts.append(f"planned: {', '.join(map(str, sorted(run.umap_epochs)))}")
+    if run.umap_epochs:
+        parts.append(f"planned: {', '.join(map(str, sorted(run.umap_epochs)))}")
     have = sorted(e for e in run.snapshots() if e not in v.umap and e not in v.umap_pending)
     c1, c2, c3 = st.columns([4, 1, 0.8], vertical_alignment="bottom")
     c1.caption("UMAP frames · " + " · ".join(parts))
@@ -651,7 +801,7 @@ def search_tab(live: bool) -> None:
 # --- checkpoints and export ------------------------------------------------------------------------------
 
 def on_save() -> None:
-    run = ss.run
+    run = shown()
     try:
         folder = run.save(services.checkpoints_dir())
         try:
@@ -676,12 +826,12 @@ def _rel(p) -> str:
 
 
 def checkpoints_tab(busy: bool) -> None:
-    run = ss.run
+    run = shown()
     v = run.view() if run is not None else None
     left, right = st.columns(2)
     with left:
         st.markdown("#### Save")
-        can_save = v is not None and v.epoch >= 1
+        can_save = v is not None and v.epoch >= 1 and isinstance(run, TrainingRun)
         st.button("Save checkpoint", icon=":material/save:", key="btn_save", on_click=on_save, disabled=not can_save,
                   help="Writes a new folder under checkpoints/ (never overwrites): the best epoch once training "
                        "ended, else the end of the last completed epoch.")
@@ -692,6 +842,11 @@ def checkpoints_tab(busy: bool) -> None:
             st.caption("Saved from this run: " + ", ".join(f"`{_rel(p)}`" for p in v.saved))
         elif v is None or v.epoch < 1:
             st.caption("Train at least one epoch to save.")
+        elif not isinstance(run, TrainingRun):
+            own = run.folder / "checkpoint"
+            st.caption(f"This run was recorded earlier (or elsewhere): its own checkpoint is `{_rel(own)}`"
+                       if (own / "acmr.safetensors").is_file() else
+                       "This run was recorded earlier (or elsewhere) and left no checkpoint.")
         st.markdown("#### Load")
         found = services.list_checkpoints()
         if not found:
@@ -789,8 +944,10 @@ def main() -> None:
     st.markdown("## :material/hub: ACMR Lab · watch adversarial cross-modal retrieval learn")
     st.caption("Two projectors map images and texts into one common space; a modality classifier tries to tell "
                "them apart, and the projectors learn to fool it (Wang et al., ACM Multimedia 2017).")
+    run_picker()
     control_bar(spec, spec_error, cfg, cfg_error, busy)
-    run = ss.run
+    sync_url()
+    run = shown()
     live = is_live(run)
     st.fragment(status_panel, run_every=POLL if live else None)()
     tabs = st.tabs(TABS, key="main_tab", on_change="rerun")
@@ -812,6 +969,3 @@ def main() -> None:
         if tabs[4].open:
             task = ss.task
             st.fragment(checkpoints_tab, run_every=POLL if (task is not None and not task.done) or live else None)(busy)
-
-
-main()

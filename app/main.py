@@ -94,7 +94,7 @@ async def lifespan(_app):
 
 
 app = st.App(
-    "dashboard.py",
+    "page.py",
     routes=[Route("/healthz", healthz), Route("/acmr/thumb/{token}/{row:int}", thumb), Mount("/gradio", app=GRADIO)],
     lifespan=lifespan,
 )

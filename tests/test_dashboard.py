@@ -19,7 +19,7 @@ from app.dashboard_defaults import DEMO_PATIENCE
 from tests.conftest import make_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "app" / "dashboard.py")
+PAGE = str(ROOT / "app" / "page.py")
 TABS_LABELS = None
 
 
@@ -60,7 +60,21 @@ def page(features: Path | None = None, **cfg) -> AppTest:
 
 
 def run_obj(at):
-    return at.session_state["run"] if "run" in at.session_state else None
+    """The run the page shows (the page keeps only its id; the run itself lives in the process-wide registry)."""
+    from acmr_core.live import REGISTRY
+
+    return REGISTRY.get(at.session_state["run_id"]) if "run_id" in at.session_state else None
+
+
+@pytest.fixture(autouse=True)
+def _stop_runs_afterwards():
+    """A run a test leaves training would be attached to by the next test's fresh page: stop it."""
+    yield
+    from acmr_core.live import REGISTRY
+
+    for r in REGISTRY.active():
+        r.stop()
+        r.join(30)
 
 
 def wait(at: AppTest, pred, timeout: float = 90, what: str = "") -> AppTest:
