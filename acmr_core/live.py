@@ -100,7 +100,6 @@ class TrainingRun:
             self.dir = RunDir.create(self.config.to_dict(), name=self.name, dataset=self.dataset_label,
                                      root=self._root, run_id=self.run_id)
             self.run_id = self.recorder.run_id = self.dir.run_id
-            self.maps._save = self._save_frame
             self._t0 = time.perf_counter()
             self._log({"kind": "status", "state": "running", "message": "preparing the model"})
         REGISTRY.add(self)
@@ -156,9 +155,6 @@ class TrainingRun:
         self.dir.append(ev)
         self.recorder.feed(ev)
 
-    def _save_frame(self, frame) -> None:
-        self.dir.append({"kind": "frame", "method": frame.method, "epoch": frame.epoch, "file": self.dir.save_frame(frame)})
-
     def _load(self) -> CrossModalDataset:
         ds = self._source()
         self.dataset = ds
@@ -171,10 +167,9 @@ class TrainingRun:
             trainer.stop()
 
     def _listen(self, e) -> None:
-        """The trainer's own events: the map snapshots, the weights of the last epoch, the clock."""
+        """The trainer's own events: the weights of the last epoch, the clock."""
         if isinstance(e, EpochEvent):
             self._weights = e.weights
-            self.maps.on_epoch(e.epoch, e.snapshot)
         elif isinstance(e, StatusEvent):
             now = time.perf_counter()
             with self._lock:
@@ -191,7 +186,7 @@ class TrainingRun:
 
         source = self.dataset if self.dataset is not None else self._load
         out = train_run(source, self.config, run=self.dir, dataset_label=self.dataset_label, listeners=(self._listen,),
-                        on_trainer=self._on_trainer, on_record=self.recorder.feed)
+                        on_trainer=self._on_trainer, on_record=self.recorder.feed, maps=self.maps)
         self.outcome, self.result = out, out.result
         with self._lock:
             if self._t_end is None:

@@ -24,7 +24,7 @@ class MapWorker:
         self.recorder = recorder
         self.umap_epochs = set(umap_epochs or [])
         self._options = dict(umap_options or {})
-        self._save = save
+        self.save = save
         self._name = name
         self._lock = threading.Lock()
         self._snapshots: dict[int, dict] = {}
@@ -48,9 +48,9 @@ class MapWorker:
             self.request(epoch)
 
     def _store(self, frame) -> None:
-        if self._save is not None:
+        if self.save is not None:
             try:
-                self._save(frame)
+                self.save(frame)
             except OSError as e:       # a full disk costs the saved copy of a frame, never the live map
                 self.error = f"could not save the {frame.method.upper()} frame of epoch {frame.epoch}: {e}"
         self.recorder.add_frame(frame)

@@ -120,17 +120,25 @@ class Outcome:
 def train_run(dataset: CrossModalDataset | Callable[[], CrossModalDataset], config: ACMRConfig | None = None, *,
               run: RunDir | None = None, root: str | Path | None = None, name: str = "", dataset_label: str = "",
               listeners: tuple = (), on_trainer: Callable | None = None, on_record: Callable[[dict], None] | None = None,
-              ) -> Outcome:
+              maps=None) -> Outcome:
     """Train `config` on `dataset` (or on what a loader function returns) into a run folder, and return how it
     ended. Never raises for a bad config, bad data or a failure inside training: the outcome says `failed`.
 
     listeners: called with every trainer event (training.StepEvent / EpochEvent / StatusEvent).
     on_trainer(trainer): called once the trainer exists (to pause or stop it from another thread).
-    on_record(event_dict): called with every event as it is logged (the live view is built from these)."""
+    on_record(event_dict): called with every event as it is logged (the live view is built from these).
+    maps: a map_worker.MapWorker (a live run's, with its UMAP plan); default: PCA frames only. Either way every
+    epoch's frame is saved into the run folder."""
     config = (config or ACMRConfig()).validate()
     label = dataset_label or getattr(dataset, "name", "dataset")
     run = run or RunDir.create(config.to_dict(), name=name, dataset=label, root=root)
     held: list[dict] = []
+    if maps is None:
+        from .map_worker import MapWorker
+        from .recorder import Recorder
+
+        maps = MapWorker(Recorder(run.run_id, name, config), [], name=run.run_id)
+    maps.save = lambda f: run.append({"kind": "frame", "method": f.method, "epoch": f.epoch, "file": run.save_frame(f)})
 
     def log(ev: dict) -> None:
         run.append(ev)
@@ -159,6 +167,8 @@ def train_run(dataset: CrossModalDataset | Callable[[], CrossModalDataset], conf
                 held.append(ev)             # logged once the metrics and the checkpoint are saved
             else:
                 log(ev)
+            if ev["kind"] == "epoch":
+                maps.on_epoch(e.epoch, e.snapshot)
 
         trainer.add_listener(listen)
         for fn in listeners:

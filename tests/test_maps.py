@@ -1,4 +1,4 @@
-"""2-D maps of the common space (acmr_core.maps) and the live run recorder (acmr_core.live)."""
+"""2-D maps of the common space (acmr_core.maps) and the live run (acmr_core.live, recorder.py, map_worker.py)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,10 @@ import pytest
 
 from acmr_core import maps
 from acmr_core.config import ACMRConfig
-from acmr_core.live import ComparisonRun, DatasetCache, TrainingRun, default_umap_epochs, history_csv, unique_folder
+from acmr_core.dataset_cache import DatasetCache
+from acmr_core.export import history_csv
+from acmr_core.live import ComparisonRun, TrainingRun, default_umap_epochs
+from acmr_core.pipeline import unique_folder
 
 
 def snapshot(s=60, m=16, gap=3.0, seed=0, classes=3):
@@ -155,7 +158,9 @@ def test_training_run_records_steps_epochs_and_maps(synthetic, tmp_path):
     assert set(v.steps) >= {"imd", "imi", "reg", "adv", "total", "disc_acc", "grl"}
     assert sorted(v.pca) == [0, 1, 2, 3]
     assert v.pca[3].coords.shape == (2 * min(40, len(run.trainer.val_idx)), 2)
-    assert 3 in v.umap or v.umap_pending or v.umap_error     # the last epoch always gets a UMAP frame
+    assert run.wait_maps(120)
+    v = run.view()
+    assert sorted(v.umap) == [3] and v.umap_error is None     # the last epoch always gets a UMAP frame
     assert v.eta is None and v.elapsed > 0
     csv_text = run.metrics_csv()
     assert csv_text.splitlines()[0].startswith("epoch,val_img2txt") and len(csv_text.splitlines()) == 5
@@ -171,30 +176,33 @@ def test_training_run_records_steps_epochs_and_maps(synthetic, tmp_path):
     assert ck.meta["history"][-1]["epoch"] == 3 and ck.meta["run_id"] == run.run_id
 
 
+def _until(pred, timeout=60.0):
+    t_end = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < t_end, "timed out"
+        time.sleep(0.02)
+
+
 def test_training_run_pause_resume_stop(synthetic):
+    """Pause, resume and stop, checked on what the run recorded: no step between 'paused' and 'running'."""
     run = TrainingRun(synthetic, small_config(epochs=200), umap_epochs=[]).start()
-    deadline = time.monotonic() + 60
-    while run.view().global_step < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _until(lambda: run.view().epoch >= 1)
     run.pause()
-    deadline = time.monotonic() + 30
-    while run.state != "paused" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert run.state == "paused"
-    s1 = run.view().global_step
-    time.sleep(0.5)
-    assert run.view().global_step == s1                        # nothing moves while paused
+    _until(lambda: run.state == "paused")
     run.resume()
-    deadline = time.monotonic() + 30
-    while run.view().global_step == s1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert run.view().global_step > s1
+    _until(lambda: run.state == "running" and run.view().global_step > 0)
+    s1 = run.view().global_step
+    _until(lambda: run.view().global_step > s1)
     run.stop()
     assert run.join(60)
     v = run.view()
     assert v.state == "stopped" and v.global_step < v.total_steps
+    kinds = [(e["kind"], e.get("state")) for e in run.dir.events() if e["kind"] in ("step", "status")]
+    i = kinds.index(("status", "paused"))
+    assert kinds[i + 1] == ("status", "running")              # nothing moved while paused
+    assert kinds[-1] == ("status", "stopped") and ("step", None) in kinds[i + 2:]
     state, what = run.model_state()
-    assert state and "epoch" in what
+    assert state and what == f"best validation epoch {run.result.best_epoch}"
 
 
 def test_training_run_failure_is_a_message_not_a_crash(synthetic):
@@ -205,7 +213,10 @@ def test_training_run_failure_is_a_message_not_a_crash(synthetic):
     run = TrainingRun(bad_loader, small_config(), dataset_label="folder").start()
     assert run.join(30)
     v = run.view()
-    assert v.state == "failed" and "no such folder" in v.error and v.error.startswith("data problem")
+    assert v.state == "failed" and "no such folder" in v.error and v.error_type == "DataError"
+    from app.wording import failure
+    assert failure(v.error_type, v.error).startswith("data problem: /nowhere")
+    assert run.dir.summary().status == "failed"
     with pytest.raises(RuntimeError):
         run.model_state()
 
@@ -266,4 +277,4 @@ def test_a_run_that_stops_early_still_gets_a_final_map(synthetic):
     v = run.view()
     assert v.state == "finished" and "stopped early" in v.message
     assert [r["epoch"] for r in v.history] == [0, 1, 2]
-    assert 2 in v.umap or v.umap_error                        # the last epoch reached has its UMAP frame
+    assert sorted(v.umap) == [2] and v.umap_error is None     # the last epoch reached has its UMAP frame
