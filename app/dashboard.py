@@ -421,6 +421,8 @@ def status_panel() -> None:
                   "or stopped only there."
     elif v.state in ACTIVE:
         caption = f"{v.message}" if v.state == "paused" else "Training in a background thread: the page stays usable."
+    elif v.state == "interrupted":
+        caption = f"Read back from its folder: `{_rel(run.folder)}`"
     elif v.state in DONE and v.message:
         note = run.finish_note
         search = (" · :material/search: the Search tab now uses this model" if note == "ok" else

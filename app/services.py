@@ -98,12 +98,8 @@ def start_background() -> None:
         DATASETS.prefetch(DEFAULT_SPEC.kind, **DEFAULT_SPEC.opts)
 
 
-_RUNS: "weakref.WeakSet" = weakref.WeakSet()
-
-
 def track(run):
-    """Remember a run (weakly) so the health endpoint can report what trains in this process."""
-    _RUNS.add(run)
+    """Kept for callers: a run registers itself in acmr_core.live.REGISTRY when it starts (health() lists those)."""
     return run
 
 
@@ -117,8 +113,10 @@ def _warm_charts() -> None:
 
 
 def health() -> dict:
+    from acmr_core.live import REGISTRY
+
     runs = []
-    for r in list(_RUNS):
+    for r in REGISTRY.runs():
         v = r.view()
         runs.append({"id": v.run_id, "state": v.state, "epoch": v.epoch, "epochs": v.epochs, "step": v.global_step,
                      "steps": v.total_steps, "elapsed_s": round(v.elapsed, 1), "umap_pending": len(v.umap_pending)})

@@ -216,8 +216,9 @@ def test_save_and_load_checkpoint(features_file, tmp_path):
     at.button(key="btn_save").click().run()                   # a second save never overwrites the first
     assert len(list((tmp_path / "checkpoints").glob("*/acmr.safetensors"))) == 2
     # downloads exist
-    assert {d.key for d in at.get("download_button")} >= {"dl_csv", "dl_steps", "dl_html", "dl_ckpt"} or \
-        len(at.get("download_button")) >= 4
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Metrics per epoch (CSV)", "Losses per step (CSV)", "All charts (interactive HTML, works offline)",
+                      "Current checkpoint (zip)"], labels
     # load the first one back
     at.selectbox(key="ckpt_pick").select(str(saved[0].parent)).run()
     at.button(key="btn_load").click().run()
@@ -422,3 +423,55 @@ def test_umap_snapshot_plan_is_chosen_before_start(features_file):
     assert run_obj(at).umap_epochs == {0, 1, 2, 3, 4} and run_obj(at) is not run
     run_obj(at).stop()
     wait(at, lambda a: state(a) in ("stopped", "finished"), what="the end")
+
+
+# --- runs on disk: a reload, a second viewer, a run recorded earlier ------------------------------------
+
+def test_reload_and_a_second_viewer_attach_to_the_same_live_run(features_file):
+    a = page(features_file, epochs=500)
+    a.button(key="btn_start").click().run()
+    run = run_obj(a)
+    wait(a, lambda x: run.view().global_step > 0, what="the first step")
+    assert a.query_params["run"] == run.run_id                        # the URL names the shown run
+    reload = AppTest.from_file(PAGE, default_timeout=60)
+    reload.query_params["run"] = run.run_id                           # a reload keeps the URL, not the session
+    reload.run()
+    assert not reload.exception and run_obj(reload) is run
+    assert run.run_id in at_progress(reload) and "may pause or stop it" in texts(reload)
+    other = AppTest.from_file(PAGE, default_timeout=60)               # a second viewer with the plain address
+    other.run()
+    assert run_obj(other) is run and not other.button(key="btn_stop").disabled
+    other.button(key="btn_stop").click().run()                        # anyone viewing it may stop it
+    wait(other, lambda x: state(x) == "stopped", what="stopped by the second viewer")
+    a.run()
+    assert "stopped" in at_progress(a)
+
+
+def at_progress(at) -> str:
+    return " ".join(str(p.proto.text) for p in at.get("progress"))
+
+
+def test_a_run_recorded_earlier_shows_from_its_folder_and_an_unknown_id_says_so(tmp_path, monkeypatch):
+    from acmr_core import runs
+
+    monkeypatch.setenv("ACMR_RUNS_DIR", str(tmp_path / "runs"))
+    r = runs.RunDir.create(ACMRConfig(epochs=5).to_dict(), name="old run", dataset="shapes")
+    r.append({"kind": "dataset", "name": "shapes", "class_names": ["a", "b"], "total_steps": 50})
+    r.append({"kind": "status", "state": "running", "message": "training started"})
+    for e in range(3):
+        r.append({"kind": "epoch", "epoch": e, "val_img2txt": 0.2 + e / 10, "val_txt2img": 0.2, "val_avg": 0.3 + e / 10,
+                  "probe": 0.9, "gap": 0.5, "best_epoch": e})
+    r.close()                                        # no final status, nobody holds its lock: its process died
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["run"] = r.run_id
+    at.run()
+    assert not at.exception, at.exception
+    assert "This run was interrupted" in texts(at) and "2 epochs recorded" in texts(at)
+    assert "interrupted" in at_progress(at) and r.run_id in at_progress(at)
+    assert {m.label: m.value for m in at.metric}["mAP avg (val)"] == "0.500"
+    assert at.button(key="btn_stop").disabled and not at.button(key="btn_start").disabled
+    assert at.selectbox(key="run_pick").value == r.run_id
+    gone = AppTest.from_file(PAGE, default_timeout=60)
+    gone.query_params["run"] = "19990101-000000-nothere"
+    gone.run()
+    assert "There is no run `19990101-000000-nothere`" in texts(gone) and run_obj(gone) is None

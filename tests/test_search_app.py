@@ -489,11 +489,9 @@ def test_twenty_concurrent_queries_all_answered_correctly(server, tmp_path):
 
 # --- quality on a trained shapes model --------------------------------------------------------------
 
-# The shapes dataset's image features (hog_color: HOG + colour histograms) say little about the shape:
-# on this machine a supervised MLP on them reaches ~39% shape accuracy on 'easy' shapes and ~20% on 'normal'
-# (chance: 10%). Text -> image precision cannot exceed what the image side can tell apart, so "mostly that
-# shape" (> 50%) is not reached today; the firm test below asserts clearly-above-chance retrieval, the
-# second one records the issue's target and turns XPASS once the image features are good enough.
+# Text -> image precision cannot exceed what the image features (hog_color: HOG + colour histograms) can tell
+# apart. The first test asserts clearly-above-chance retrieval (chance: 10% for ten shapes); the second asserts
+# the target: most of the top 10 images of "a <shape>" are that shape.
 
 
 @pytest.fixture(scope="module")
