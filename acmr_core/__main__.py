@@ -15,19 +15,24 @@ from .config import ACMRConfig, ConfigError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
+    """One flag per hyperparameter, from the config's schema; values are checked by the config itself."""
     g = p.add_argument_group("hyperparameters (defaults: the paper's where it gives one)")
-    for f in fields(ACMRConfig):
+    for f in ACMRConfig.schema():
         if f.name in ("seed", "use_adversarial", "use_triplet", "use_label"):
             continue
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not f.default_factory else None  # noqa: E721
-        if isinstance(default, bool):
-            g.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
-                           help=f.metadata["help"])
-        elif f.name.endswith("_layers"):
-            g.add_argument(flag, type=int, nargs="+", default=None, help=f.metadata["help"])
+        flag, shown = "--" + f.name.replace("_", "-"), f"{f.label}. {f.help} (default: {f.default})"
+        if f.kind == "list":
+            g.add_argument(flag, type=int, nargs="+", default=None, metavar="N", help=shown)
         else:
-            g.add_argument(flag, type=type(default), default=None, help=f.metadata["help"])
+            g.add_argument(flag, type=lambda text, name=f.name: _parse(name, text), default=None, help=shown,
+                           metavar=("|".join(f.choices) if f.choices else f.kind.upper()))
+
+
+def _parse(name: str, text: str):
+    try:
+        return ACMRConfig.parse(name, text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:

@@ -30,7 +30,7 @@ from acmr_core.live import ACTIVE, DONE, REGISTRY, ComparisonRun, TrainingRun, d
 from acmr_core.recorder import StoredRun  # noqa: E402
 from acmr_core.runs import find_run, list_runs, runs_root  # noqa: E402
 from app import charts, services, wording  # noqa: E402
-from app.dashboard_defaults import CHOICES, DEFAULTS, DEMO_EPOCHS, DEMO_PATIENCE, EXPLAIN, FIELD_GROUPS, LABELS, SCI, STEPS, TABS  # noqa: E402
+from app.dashboard_defaults import DEFAULTS, DEMO_EPOCHS, DEMO_PATIENCE, EXPLAIN, FIELD_GROUPS, TABS  # noqa: E402
 
 CARD_H = 118
 POLL = 1.0                      # seconds between live redraws while something runs
@@ -85,30 +85,10 @@ def reset_config() -> None:
         ss[f"cfg_{f.name}"] = ", ".join(map(str, v)) if isinstance(v, list) else v
 
 
-def _parse_layers(name, text):
-    try:
-        vals = [int(x) for x in str(text).replace(";", ",").replace(" ", ",").split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"config field '{name}': write whole numbers separated by commas, e.g. 2000 or 1024, 512 "
-                          f"(got {text!r})") from None
-    return vals
-
-
 def config_from_widgets() -> tuple[ACMRConfig | None, str | None]:
-    values = {}
+    """The config the widgets describe, read and checked by the config's own schema (no rules of its own here)."""
     try:
-        for f in fields(ACMRConfig):
-            v = ss[f"cfg_{f.name}"]
-            if f.name.endswith("_layers"):
-                v = _parse_layers(f.name, v)
-            elif isinstance(_default(f.name), bool):
-                v = bool(v)
-            elif isinstance(_default(f.name), int):
-                v = int(v)
-            elif isinstance(_default(f.name), float):
-                v = float(v)
-            values[f.name] = v
-        return ACMRConfig(**values), None
+        return ACMRConfig(**{f.name: ACMRConfig.parse(f.name, ss[f"cfg_{f.name}"]) for f in fields(ACMRConfig)}), None
     except (ConfigError, ValueError, TypeError) as e:
         return None, str(e)
 
@@ -261,24 +241,24 @@ def sidebar(busy: bool):
 
 
 def _widget(name: str, busy: bool):
-    key, label, help_ = f"cfg_{name}", LABELS.get(name, name), _help(name)
-    d = _default(name)
-    if name in CHOICES:
-        st.selectbox(label, CHOICES[name], key=key, help=help_, disabled=busy)
-    elif isinstance(d, bool):
-        st.toggle(label, key=key, help=help_, disabled=busy)
-    elif isinstance(d, list):
-        st.text_input(label, key=key, help=help_ + " Comma-separated sizes.", disabled=busy)
-    elif isinstance(d, int):
-        lo = 0 if name in ("seed", "probe_every", "snapshot_size", "threads", "patience") else (2 if name == "batch_size" else 1)
-        st.number_input(label, min_value=lo, step=1, key=key, help=help_, disabled=busy)
+    """The widget of one hyperparameter, from its schema (acmr_core.config: label, bounds, step, choices)."""
+    f = ACMRConfig.spec(name)
+    key, help_ = f"cfg_{name}", _help(name)
+    common = dict(key=key, help=help_, disabled=busy)
+    if f.choices:
+        st.selectbox(f.label, list(f.choices), **common)
+    elif f.kind == "bool":
+        st.toggle(f.label, **common)
+    elif f.kind == "list":
+        st.text_input(f.label, **dict(common, help=help_ + " Comma-separated sizes."))
+    elif f.kind == "int":
+        st.number_input(f.label, min_value=None if f.lo is None else int(f.lo) + int(f.lo_open),
+                        max_value=None if f.hi is None else int(f.hi) - int(f.hi_open), step=int(f.step or 1), **common)
     else:
-        if name in SCI:
-            st.number_input(label, min_value=0.0, format="%.1e", step=d / 10 if d else 1e-4, key=key, help=help_,
-                            disabled=busy)
-        else:
-            st.number_input(label, min_value=0.0, max_value=0.95 if name in ("dropout", "val_fraction") else None,
-                            format="%.3f", step=STEPS.get(name, 0.01), key=key, help=help_, disabled=busy)
+        step = f.step or 0.01
+        hi = None if f.hi is None else (f.hi - step if f.hi_open else f.hi)
+        st.number_input(f.label, min_value=None if f.lo is None else float(f.lo), max_value=hi, step=step,
+                        format="%.1e" if f.sci else "%.3f", **common)
 
 
 # --- control bar -------------------------------------------------------------------------------------------

@@ -2,47 +2,15 @@
 import them without running the page)."""
 from __future__ import annotations
 
-from dataclasses import fields
-
-from acmr_core.config import GRL_SCHEDULES, TRIPLET_SAMPLERS, ACMRConfig
+from acmr_core.config import ACMRConfig
 
 DEMO_EPOCHS = 10                # the dashboard starts here (the config default is 30): a demo in about a minute
 DEMO_PATIENCE = 0               # and runs every epoch (config default 8), so the maps at the chosen epochs all exist
 DEFAULTS = ACMRConfig()         # the config's defaults (its help texts give the paper's value where it differs)
 
-FIELD_GROUPS = [
-    ("Loss weights", ["alpha", "beta", "lam", "mu", "reg_weight", "triplet_sampler"]),
-    ("Ablations: switch a loss off", ["use_adversarial", "use_triplet", "use_label"]),
-    ("Minimax game: gradient reversal", ["grl_schedule", "grl_max", "k"]),
-    ("Optimisation", ["epochs", "patience", "batch_size", "lr", "lr_disc", "val_fraction", "max_grad_norm"]),
-    ("Architecture", ["image_layers", "text_layers", "common_dim", "disc_layers", "dropout", "standardize"]),
-    ("Run", ["seed", "device", "threads", "probe_every", "max_loss", "snapshot_size"]),
-]
-_listed = {n for _, names in FIELD_GROUPS for n in names}
-_other = [f.name for f in fields(ACMRConfig) if f.name not in _listed]
-if _other:  # a field added to the config later still gets a widget
-    FIELD_GROUPS.append(("Other", _other))
-LABELS = {
-    "alpha": "α · triplet loss weight", "beta": "β · label loss weight", "lam": "λ · negative-term weight",
-    "mu": "μ · triplet margin", "reg_weight": "L_reg weight", "triplet_sampler": "Triplet sampling",
-    "use_adversarial": "Adversarial loss L_adv (modality classifier)", "use_triplet": "Triplet loss L_imi",
-    "use_label": "Label loss L_imd", "grl_schedule": "γ schedule", "grl_max": "γ maximum",
-    "k": "k · projector steps per D step", "epochs": "Epochs",
-    "patience": "Early stopping patience (epochs)", "batch_size": "Batch size",
-    "lr": "Learning rate (projectors)", "lr_disc": "Learning rate (modality classifier)",
-    "val_fraction": "Validation fraction", "max_grad_norm": "Gradient clipping norm",
-    "image_layers": "Image projector hidden layers", "text_layers": "Text projector hidden layers",
-    "common_dim": "Common space size m", "disc_layers": "Modality classifier hidden layers",
-    "dropout": "Dropout", "standardize": "Standardise input features", "seed": "Seed", "device": "Device",
-    "threads": "CPU threads for training",
-    "probe_every": "Modality probe every … epochs", "max_loss": "Divergence guard (max loss)",
-    "snapshot_size": "Points per map (pairs)",
-}
-CHOICES = {"triplet_sampler": list(TRIPLET_SAMPLERS), "grl_schedule": list(GRL_SCHEDULES),
-           "device": ["auto", "cpu", "cuda"]}
-SCI = {"lr", "lr_disc", "reg_weight", "max_loss"}
-STEPS = {"alpha": 0.01, "beta": 0.01, "lam": 0.01, "mu": 0.1, "grl_max": 0.1, "val_fraction": 0.05,
-         "max_grad_norm": 1.0, "dropout": 0.05}
+# the hyperparameters' labels, groups, bounds, steps and choices are the config's schema (acmr_core/config.py)
+FIELD_GROUPS = [(g, [f.name for f in ACMRConfig.schema() if f.group == g])
+                for g in dict.fromkeys(f.group for f in ACMRConfig.schema())]
 TABS = [":material/monitoring: Training", ":material/scatter_plot: Maps", ":material/compare: Compare",
         ":material/search: Search", ":material/save: Checkpoints & export"]
 
