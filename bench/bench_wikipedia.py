@@ -3,8 +3,10 @@
     .venv/bin/python bench/bench_wikipedia.py --data-dir ../shared/data/wikipedia [--seeds 5] [--json out.json]
 
 Prints, per variant, mean ± standard deviation over seeds of test mAP@all and mAP@50 in both directions,
-the modality probe on the test embeddings, and the training wall time; then the time of one full
-evaluation of the 693 x 693 test set. Epochs are chosen on the validation split (carved from train).
+the held-out modality probe (fitted on training embeddings, scored on test) and kNN modality mixing of the
+test embeddings, and the training wall time; then the time of one full evaluation of the 693 x 693 test set.
+Every run goes through acmr_core.pipeline (the metrics layout of the CLI and the dashboard) and is recorded
+as a run folder. Epochs are chosen on the validation split (carved from train).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import torch  # noqa: E402
 
 from acmr_core.config import ACMRConfig  # noqa: E402
 from acmr_core.data import load_dataset  # noqa: E402
-from acmr_core.metrics import modality_probe, retrieval_scores  # noqa: E402
+from acmr_core.metrics import retrieval_scores  # noqa: E402
+from acmr_core.pipeline import train_run  # noqa: E402
 from acmr_core.training import evaluate, train  # noqa: E402
 
 VARIANTS = {
@@ -43,7 +46,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--json", default=None, help="also write the raw figures to this file")
+    ap.add_argument("--runs-dir", default=None, help="where the runs are recorded (default: a temporary folder)")
     args = ap.parse_args()
+    import tempfile
+
+    runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="acmr-bench-runs-")
+    print(f"runs recorded under {runs_dir} (python -m acmr_core runs --dir {runs_dir})")
     print(f"torch threads: {torch.get_num_threads()}; seeds 0..{args.seeds - 1}; defaults: {ACMRConfig()}", flush=True)
     raw = {}
     for name in args.variants:
@@ -51,24 +59,24 @@ def main() -> None:
         for seed in range(args.seeds):
             ds = load_dataset("wikipedia", data_dir=args.data_dir)
             t0 = time.perf_counter()
-            r = train(ds, ACMRConfig(seed=seed, probe_every=0, snapshot_size=0, **VARIANTS[name]))
+            out = train_run(ds, ACMRConfig(seed=seed, probe_every=0, snapshot_size=0, **VARIANTS[name]), root=runs_dir,
+                            name=f"{name}, seed {seed}", dataset_label="wikipedia")
             wall = time.perf_counter() - t0
-            idx = ds.indices("test")
-            img, txt = r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text")
-            rows.append({"seed": seed, "all": evaluate(r.model, ds), "at50": evaluate(r.model, ds, k=50),
-                         "probe": modality_probe(img, txt, seed=seed), "seconds": wall, "best_epoch": r.best_epoch,
-                         "epochs_run": r.epochs_run})
+            r, m = out.result, out.metrics
+            rows.append({"seed": seed, "all": m["test"]["map_all"], "at50": m["test"]["map_at_50"],
+                         "probe": m["test"]["modality_probe"], "mixing": m["test"]["knn_mixing"], "seconds": wall,
+                         "best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "run": out.run.run_id})
             print(f"  {name:<24} seed {seed}: mAP@all {rows[-1]['all']['img2txt']:.3f}/{rows[-1]['all']['txt2img']:.3f} "
                   f"best epoch {r.best_epoch} of {r.epochs_run} run, {wall:.1f}s", flush=True)
         raw[name] = rows
     print("\nWikipedia, shallow features, test split (693 pairs), cosine; mean±std over", args.seeds, "seeds")
-    cols = ("mAP@all I2T", "T2I", "Avg", "mAP@50 I2T", "T2I", "Avg", "probe")
+    cols = ("mAP@all I2T", "T2I", "Avg", "mAP@50 I2T", "T2I", "Avg", "probe", "kNN mix")
     head = f"{'variant':<25}" + "".join(f"{c:>13}" for c in cols) + f"{'train s':>11}"
     print(head)
     for name, rows in raw.items():
         cells = [ms([r["all"][d] for r in rows]) for d in ("img2txt", "txt2img", "avg")]
         cells += [ms([r["at50"][d] for r in rows]) for d in ("img2txt", "txt2img", "avg")]
-        cells += [ms([r["probe"] for r in rows])]
+        cells += [ms([r["probe"] for r in rows]), ms([r["mixing"] for r in rows])]
         print(f"{name:<25}" + "".join(f"{c:>13}" for c in cells) + f"{statistics.mean(r['seconds'] for r in rows):>11.1f}")
     print(f"{'paper (Table 2)':<25}{0.366:>13}{0.277:>13}{0.322:>13}   (protocol not stated beyond mAP; see README)")
     if "full ACMR" in raw:
@@ -82,8 +90,9 @@ def main() -> None:
         for seed in range(min(3, args.seeds)):
             ds = load_dataset("wikipedia", data_dir=args.data_dir)
             t0 = time.perf_counter()
-            r = train(ds, ACMRConfig(seed=seed, **over))
-            walls.append((time.perf_counter() - t0, r.epochs_run))
+            out = train_run(ds, ACMRConfig(seed=seed, **over), root=runs_dir, name=f"timing: {label}, seed {seed}",
+                            dataset_label="wikipedia")
+            walls.append((time.perf_counter() - t0, out.result.epochs_run))
         print(f"full default training, {label}: " + ", ".join(f"{w:.1f} s ({e} epochs)" for w, e in walls)
               + f"; median {statistics.median(w for w, _ in walls):.1f} s", flush=True)
     # one full evaluation of the test set: embed 693+693 items and rank both directions
