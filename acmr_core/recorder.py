@@ -51,6 +51,7 @@ class RunView:
     error_type: str | None = None                       # the exception's class name, when it failed on one
     metrics: dict | None = None                         # metrics.json, once written
     live: bool = False                                  # trained by this process right now
+    steps_per_epoch: int = 0                            # training.steps_per_epoch of this run (0 = not known yet)
 
     @property
     def progress(self) -> float:
@@ -90,7 +91,7 @@ class Recorder:
         self.dataset_name, self.class_names = dataset_name, []
         self.steps: dict[str, list] = {k: [] for k in STEP_KEYS}
         self.history: list[dict] = []
-        self.epoch = self.best_epoch = self.global_step = self.total_steps = 0
+        self.epoch = self.best_epoch = self.global_step = self.total_steps = self.steps_per_epoch = 0
         self.pca: dict = {}
         self.umap: dict = {}
         self.saved: list[str] = []
@@ -127,6 +128,7 @@ class Recorder:
                 self.dataset_name = ev.get("name") or self.dataset_name
                 self.class_names = list(ev.get("class_names") or [])
                 self.total_steps = int(ev.get("total_steps") or 0)
+                self.steps_per_epoch = int(ev.get("steps_per_epoch") or 0)
             elif kind == "message":
                 self.message = ev.get("message", "")
             elif kind == "saved":
@@ -163,7 +165,8 @@ class Recorder:
                 global_step=self.global_step, total_steps=self.total_steps,
                 elapsed=self.train_elapsed if elapsed is None else elapsed, eta=eta, best_epoch=self.best_epoch,
                 pca=dict(self.pca), umap=dict(self.umap), umap_pending=list(umap_pending or []), umap_error=umap_error,
-                saved=list(self.saved), error_type=self.error_type, metrics=self.metrics, live=live)
+                saved=list(self.saved), error_type=self.error_type, metrics=self.metrics, live=live,
+                steps_per_epoch=self.steps_per_epoch)
 
 
 # --- a run read back from its folder ---------------------------------------------------------------------
@@ -224,7 +227,10 @@ class StoredRun:
         except OSError:
             key = None
         with self._lock:
-            if self._view is None or key != self._key or self._view.state in ACTIVE:
+            stale = self._view is None or key != self._key
+            if not stale and self._view.state in ACTIVE:      # unchanged, but its owner may have died since
+                stale = not self.dir.owner_alive()
+            if stale:
                 self._view, self._key = load_view(self.dir), key
             return self._view
 

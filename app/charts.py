@@ -122,7 +122,7 @@ def _x_epochs(view) -> np.ndarray:
     s = view.steps
     if not len(s["global_step"]) or not view.total_steps:
         return np.zeros(0)
-    per_epoch = view.total_steps / max(1, view.epochs)
+    per_epoch = view.steps_per_epoch or view.total_steps / max(1, view.epochs)
     return s["global_step"] / per_epoch
 
 
@@ -143,7 +143,7 @@ def loss_figure(view) -> go.Figure:
     if not len(view.steps["global_step"]):
         return _empty(title, "Press Start: the losses appear here as ACMR trains.", 330)
     x = _x_epochs(view)
-    win = _window(view.total_steps / max(1, view.epochs))
+    win = _window(view.steps_per_epoch or view.total_steps / max(1, view.epochs))
     cfg = view.config
     off = {"imd": not cfg.use_label, "imi": not cfg.use_triplet, "adv": not cfg.use_adversarial}
     data, annotations = [], []
@@ -177,7 +177,7 @@ def disc_figure(view) -> go.Figure:
         return _empty(title, "Waiting for the first training step …")
     x = _x_epochs(view)
     y = view.steps["disc_acc"]
-    win = _window(view.total_steps / max(1, view.epochs))
+    win = _window(view.steps_per_epoch or view.total_steps / max(1, view.epochs))
     xs, ys, ss = decimate(x, y, smooth(y, win))
     data = [_ref_line(0.5, "50% = fooled", max(1, view.epochs)),
             _line(xs, ys, "each step", PURPLE, 1, opacity=0.3, hover="%{y:.0%}"),
@@ -396,8 +396,8 @@ def warm_up() -> None:
     steps["global_step"] = np.arange(1, 9, dtype=float)
     hist = [{"epoch": e, "val_img2txt": 0.1, "val_txt2img": 0.1, "val_avg": 0.1, "probe": 0.9, "gap": 0.2}
             for e in range(3)]
-    view = types.SimpleNamespace(steps=steps, total_steps=8, epochs=2, config=ACMRConfig(epochs=2), history=hist,
-                                 best_epoch=1)
+    view = types.SimpleNamespace(steps=steps, total_steps=8, steps_per_epoch=4, epochs=2, config=ACMRConfig(epochs=2),
+                                 history=hist, best_epoch=1)
     frame = MapFrame(0, np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]),
                      np.array(["image", "image", "text", "text"]), np.arange(4), "pca")
     figs = list(training_figures(view).values()) + [embedding_map(frame, c, ["a", "b"]) for c in ("modality", "class")]

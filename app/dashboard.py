@@ -451,7 +451,7 @@ def metric_cards(v) -> None:
          help_="Balanced accuracy of a fresh image-vs-text classifier: 0.5 = modality-invariant.")
     card(cols[4], "Modality gap", "gap", better_up=False, help_="Distance between the image and text centroids.")
     acc = v.steps["disc_acc"]
-    per_epoch = max(1, int(round(v.total_steps / max(1, v.epochs)))) if v.total_steps else 1
+    per_epoch = max(1, v.steps_per_epoch)
     import numpy as np
 
     recent = acc[-per_epoch:]
