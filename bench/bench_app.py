@@ -206,7 +206,7 @@ def bench_page_run() -> dict:
     from streamlit.testing.v1 import AppTest
 
     os.environ["ACMR_PREFETCH"] = "0"
-    at = AppTest.from_file(str(ROOT / "app" / "dashboard.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app" / "page.py"), default_timeout=120)
     at.run()
     at.selectbox(key="ds_kind").select("wikipedia").run()
     wiki = ROOT.parent / "shared" / "data" / "wikipedia"
@@ -216,7 +216,9 @@ def bench_page_run() -> dict:
     at.session_state["cfg_epochs"] = 200
     at.run()
     at.button(key="btn_start").click().run()
-    run = at.session_state["run"]
+    from acmr_core.live import REGISTRY
+
+    run = REGISTRY.get(at.session_state["run_id"])
     while run.view().epoch < 2:
         time.sleep(0.3)
     times = []
