@@ -59,11 +59,7 @@ def _initial(name):
 
 
 def _init_state() -> None:
-    for f in fields(ACMRConfig):
-        key = f"cfg_{f.name}"
-        if key not in ss:
-            v = _initial(f.name)
-            ss[key] = ", ".join(map(str, v)) if isinstance(v, list) else v
+    attached = None
     if "run_id" not in ss:          # a new session (a first visit, a reload, a second viewer): the URL says which run
         wanted = st.query_params.get("run")
         if wanted and open_run(wanted) is not None:
@@ -73,6 +69,13 @@ def _init_state() -> None:
                 ss.missing_run = wanted
             active = REGISTRY.active()      # else the newest run training now, if any: everyone sees the live run
             ss.run_id = active[0].run_id if active else None
+        attached = open_run(ss.run_id)
+    for f in fields(ACMRConfig):
+        key = f"cfg_{f.name}"
+        if key not in ss:           # the settings of the run this session attached to, else the demo's
+            v = getattr(attached.config, f.name) if attached is not None else _initial(f.name)
+            kind = ACMRConfig.spec(f.name).kind
+            ss[key] = ", ".join(map(str, v)) if isinstance(v, list) else float(v) if kind == "float" else v
     ss.setdefault("cmp", None)
     ss.setdefault("task", None)
     ss.setdefault("loaded", None)

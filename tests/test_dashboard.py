@@ -437,6 +437,7 @@ def test_reload_and_a_second_viewer_attach_to_the_same_live_run(features_file):
     reload.query_params["run"] = run.run_id                           # a reload keeps the URL, not the session
     reload.run()
     assert not reload.exception and run_obj(reload) is run
+    assert reload.number_input(key="cfg_epochs").value == 500          # the sidebar shows the run's settings
     assert run.run_id in at_progress(reload) and "may pause or stop it" in texts(reload)
     other = AppTest.from_file(PAGE, default_timeout=60)               # a second viewer with the plain address
     other.run()
