@@ -191,7 +191,8 @@ class TrainingRun:
         with self._lock:
             if self._t_end is None:
                 self._t_end = time.perf_counter()
-        self.maps.request(self.recorder.epoch)   # the last epoch reached gets its map, even if training ended early
+        if self.maps.umap_epochs:                # with a UMAP plan, the last epoch reached gets its map (even early)
+            self.maps.request(self.recorder.epoch)
         if self._on_finish is not None and self.state in ("finished", "stopped") and self.recorder.epoch > 0:
             try:
                 self._on_finish(self)

@@ -143,6 +143,7 @@ def test_page_offers_every_hyperparameter_with_its_default_and_a_tooltip():
     assert at.button(key="btn_pause").disabled and at.button(key="btn_stop").disabled
 
 
+@pytest.mark.slow
 def test_start_trains_live_then_finishes_and_unlocks(features_file):
     at = page(features_file, epochs=60)
     at.button(key="btn_start").click().run()
@@ -177,6 +178,7 @@ def test_finished_run_shows_metrics_and_hands_the_model_to_search(features_file)
     assert "the Search tab now uses this model" in texts(at)
 
 
+@pytest.mark.slow
 def test_pause_resume_stop_reset(features_file):
     at = page(features_file, epochs=500)
     at.button(key="btn_start").click().run()
@@ -204,6 +206,7 @@ def test_pause_resume_stop_reset(features_file):
     assert not at.button(key="btn_start").disabled and at.button(key="btn_reset").disabled
 
 
+@pytest.mark.slow
 def test_save_and_load_checkpoint(features_file, tmp_path):
     at = page(features_file, epochs=2)
     at.button(key="btn_start").click().run()
@@ -229,6 +232,7 @@ def test_save_and_load_checkpoint(features_file, tmp_path):
     assert Path(STORE.get().checkpoint).resolve() == saved[0].parent.resolve()
 
 
+@pytest.mark.slow
 def test_bad_data_folder_shows_a_clear_message_and_the_app_stays_usable(tmp_path):
     at = page(None)
     at.selectbox(key="ds_kind").select("wikipedia").run()
@@ -240,6 +244,7 @@ def test_bad_data_folder_shows_a_clear_message_and_the_app_stays_usable(tmp_path
     assert not at.button(key="btn_start").disabled             # usable: fix and start again
 
 
+@pytest.mark.slow
 def test_nan_loss_is_reported_and_rolled_back(features_file):
     at = page(features_file, lr=1e6, max_loss=1e-6)
     at.button(key="btn_start").click().run()
@@ -258,6 +263,7 @@ def test_invalid_setting_blocks_start_with_the_field_named(features_file):
     assert not at.button(key="btn_start").disabled
 
 
+@pytest.mark.slow
 def test_checkpoint_that_does_not_fit_is_refused_with_a_message(features_file, tmp_path):
     at = page(features_file, epochs=1)
     at.button(key="btn_start").click().run()
@@ -283,6 +289,7 @@ def test_checkpoint_that_does_not_fit_is_refused_with_a_message(features_file, t
     assert "Could not load the checkpoint" in err and "do not fit" in err, err
 
 
+@pytest.mark.slow
 def test_two_sessions_train_independently(features_file, tmp_path):
     a = page(features_file, seed=1, epochs=2)
     b = page(features_file, seed=2, epochs=2)
@@ -299,6 +306,7 @@ def test_two_sessions_train_independently(features_file, tmp_path):
     assert fa != fb and fa.is_dir() and fb.is_dir()
 
 
+@pytest.mark.slow
 def test_comparison_run_from_the_page(features_file):
     at = page(features_file, epochs=2)
     open_tab(at, "Compare")
@@ -313,6 +321,7 @@ def test_comparison_run_from_the_page(features_file):
     assert len(at.get("plotly_chart")) >= 3
 
 
+@pytest.mark.slow
 def test_maps_tab_shows_both_colourings_and_scrubs(features_file):
     at = page(features_file, epochs=3)
     at.button(key="btn_start").click().run()
@@ -410,6 +419,7 @@ def test_ablation_figures_say_what_is_off(synthetic):
     assert "adversarial loss switched off" in figs["modality_classifier"].to_dict()["layout"]["annotations"][0]["text"]
 
 
+@pytest.mark.slow
 def test_umap_snapshot_plan_is_chosen_before_start(features_file):
     at = page(features_file, epochs=4)
     at.select_slider(key="umap_plan").set_value("first and last").run()

@@ -102,6 +102,7 @@ def test_global_pca_keeps_relative_spread_between_frames():
 umap = pytest.importorskip("umap")
 
 
+@pytest.mark.slow
 def test_umap_frame_shows_modality_gap_and_is_aligned_to_previous():
     snap = snapshot(s=80, gap=10.0, seed=6)
     snap["image"][:, 1] += 10.0          # each modality offset along its own direction: clear in cosine terms
@@ -117,12 +118,14 @@ def test_umap_frame_shows_modality_gap_and_is_aligned_to_previous():
     assert moved < 0.6, moved
 
 
+@pytest.mark.slow
 def test_aligned_umap_frames_cover_all_epochs():
     frames = maps.aligned_umap_frames({0: snapshot(s=40, seed=7), 2: snapshot(s=40, seed=7, gap=0.5)}, seed=0)
     assert sorted(frames) == [0, 2]
     assert all(f.coords.shape == (80, 2) and np.isfinite(f.coords).all() for f in frames.values())
 
 
+@pytest.mark.slow
 def test_warm_up_reports_ready():
     maps.warm_up()
     assert maps.wait_warm(180)
@@ -146,8 +149,9 @@ def test_default_umap_epochs():
     assert default_umap_epochs(0) == [0]
 
 
+@pytest.mark.slow
 def test_training_run_records_steps_epochs_and_maps(synthetic, tmp_path):
-    run = TrainingRun(synthetic, small_config(), umap_epochs=[])
+    run = TrainingRun(synthetic, small_config(), umap_epochs=[3])
     assert run.view().state == "ready"
     run.start()
     assert run.join(120)
@@ -268,10 +272,11 @@ def test_unique_folder_and_history_csv(tmp_path):
     assert text.splitlines() == ["epoch,probe,gap,x", "0,,0.5,", "1,0.7,,2"]
 
 
+@pytest.mark.slow
 def test_a_run_that_stops_early_still_gets_a_final_map(synthetic):
     # validation never improves (learning rate below float32 resolution), so patience ends the run at epoch 2
     cfg = small_config(epochs=10, patience=2, lr=1e-12, lr_disc=1e-12)
-    run = TrainingRun(synthetic, cfg, umap_epochs=[]).start()
+    run = TrainingRun(synthetic, cfg, umap_epochs=[10]).start()      # planned at 10, never reached
     assert run.join(120)
     assert run.wait_maps(120)
     v = run.view()
