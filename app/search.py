@@ -44,6 +44,7 @@ from acmr_core.config import ACMRConfig  # noqa: E402
 from acmr_core.retrieval import QueryError, SearchResult  # noqa: E402
 
 from .model_store import DEFAULT_MODEL_DIR, ROOT, STORE, ModelStore, NoModelError  # noqa: E402
+from .upload_guard import REFUSED_MESSAGE, guard_app_kwargs, is_refused  # noqa: E402
 
 EXAMPLES_DIR = ROOT / "assets" / "examples"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
@@ -58,6 +59,7 @@ TEXT_EXAMPLES = [
 GALLERY_CHOICES = {"test split": ("test",), "test + train": ("test", "train")}
 DEFAULT_K = 8
 K_SLIDER_MAX = 50
+API_ENDPOINTS = {"search_by_text": ("text", "k"), "search_by_image": ("image", "k")}  # checked by the UploadGuard
 THUMB = 128           # result images are shown at this size (pixelated upscaling keeps small shapes crisp)
 
 SCORE_NOTE = """
@@ -149,10 +151,15 @@ atexit.register(lambda: REAPER.run_due(now=float("inf")))  # nothing uploaded ou
 
 def from_payload(payload):
     """The image an event delivers unprocessed (events with preprocess=False): Gradio's FileData dict of an
-    upload, or a data: URL. Only files inside Gradio's upload folder are accepted from a browser or a
-    client, so a crafted request cannot make the server read any other file."""
+    upload, or a data: URL.
+
+    Over HTTP, `app.upload_guard.UploadGuard` has already replaced every file object whose path this process's
+    upload route did not produce (such a path is never opened); that placeholder, and any path outside
+    Gradio's upload folder, get the same answer, REFUSED_MESSAGE."""
     if not isinstance(payload, dict):
         return payload
+    if is_refused(payload):
+        raise QueryError(REFUSED_MESSAGE)
     url = str(payload.get("url") or "")
     if url.startswith("data:"):
         head, _, data = url.partition(",")
@@ -168,7 +175,7 @@ def from_payload(payload):
     except (OSError, ValueError):
         inside = False
     if not inside:
-        raise QueryError("Only uploaded files can be searched; upload the image again.")
+        raise QueryError(REFUSED_MESSAGE)
     return str(path)
 
 
@@ -536,8 +543,8 @@ def api_search_by_text(text, k=10, store: ModelStore = STORE) -> dict:
 def api_search_by_image(image, k=10, store: ModelStore = STORE) -> dict:
     """Search the test split's captions with an image. Returns the ranked results with ids, captions, classes, scores."""
     try:
-        index = _index(store)
-        return index.search_by_image(read_upload(from_payload(image)), k).to_dict()
+        query = read_upload(from_payload(image))  # a refused file is answered first, model or not
+        return _index(store).search_by_image(query, k).to_dict()
     except (NoModelError, QueryError, CheckpointError) as e:
         raise gr.Error(str(e), print_exception=False) from None
 
@@ -621,13 +628,21 @@ def _example_label(p: Path) -> str:
 # --- the app -----------------------------------------------------------------------------------------
 
 
+class GuardedBlocks(gr.Blocks):
+    """gr.Blocks whose launch() installs the UploadGuard (mount_search installs it when mounting)."""
+
+    def launch(self, *args, **kwargs):
+        kwargs["app_kwargs"] = guard_app_kwargs(kwargs.get("app_kwargs"), API_ENDPOINTS, ("image",))
+        return super().launch(*args, **kwargs)
+
+
 def build_search_app(store: ModelStore = STORE, examples_dir: str | Path | None = None) -> gr.Blocks:
     """The Search tab as a gr.Blocks app (mount it, or .launch() it)."""
     ex_files = example_images(examples_dir)
     P = lambda fn: partial(fn, store=store)  # noqa: E731
     store.preload()  # load the newest checkpoint now, in the background, if no model is set yet
 
-    with gr.Blocks(title="ACMR Lab · Search", elem_id="acmr-search", delete_cache=(600, 900)) as demo:
+    with GuardedBlocks(title="ACMR Lab · Search", elem_id="acmr-search", delete_cache=(600, 900)) as demo:
         last_query = gr.State(None)
         shown_version = gr.State(-1)
         gr.Markdown("## Search the common space\nType a description or show a picture: the trained model "
@@ -753,8 +768,10 @@ def build_search_app(store: ModelStore = STORE, examples_dir: str | Path | None 
 
 
 def mount_search(app, path: str = "/gradio", store: ModelStore = STORE, **kwargs):
-    """Mount the Search app on a FastAPI/Starlette app at `path`, with its theme and CSS."""
+    """Mount the Search app on a FastAPI/Starlette app at `path`, with its theme and CSS, behind the
+    UploadGuard (app/upload_guard.py: the server opens only files uploaded to it)."""
     blocks = build_search_app(store)
+    kwargs["app_kwargs"] = guard_app_kwargs(kwargs.get("app_kwargs"), API_ENDPOINTS, ("image",))
     kwargs.setdefault("theme", theme())
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("footer_links", ["api"])
