@@ -23,7 +23,7 @@ import torch
 
 from . import losses as L
 from .config import ACMRConfig
-from .data import CrossModalDataset, carve_validation
+from .data import CrossModalDataset, carve_validation, check_split_sizes
 from .metrics import modality_gap, modality_probe, retrieval_scores
 from .model import ACMR, grad_reverse, grl_weight, pick_device
 
@@ -92,6 +92,7 @@ class Trainer:
             torch.set_num_threads(self.cfg.threads)  # more threads only spin on matrices this small
         if not (dataset.split == "val").any():
             dataset.split = carve_validation(dataset.split, dataset.labels, self.cfg.val_fraction, self.cfg.seed)
+        check_split_sizes(dataset)  # a clear DataError, not a failure deep inside the probe or the ranking
         self.train_idx = dataset.indices("train")
         self.val_idx = dataset.indices("val") if (dataset.split == "val").any() else dataset.indices("train")
         torch.manual_seed(self.cfg.seed)

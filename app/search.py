@@ -584,8 +584,8 @@ def load_selected(path, store: ModelStore = STORE) -> tuple:
     try:
         store.load_checkpoint(path)
         gr.Info(f"Loaded {path}")
-    except (CheckpointError, OSError) as e:
-        msg = str(e)
+    except Exception as e:  # noqa: BLE001 - CheckpointError above all; whatever it is, a message, never a trace
+        msg = str(e) if isinstance(e, (CheckpointError, OSError)) else f"{type(e).__name__}: {e}"
         gr.Warning(msg)
         status, *rest = model_panel(store)
         return (status + f"\n\n⚠️ {msg}", *rest)
