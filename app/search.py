@@ -41,7 +41,7 @@ from PIL import Image  # noqa: E402
 
 from acmr_core.checkpoints import CheckpointError  # noqa: E402
 from acmr_core.config import ACMRConfig  # noqa: E402
-from acmr_core.retrieval import QueryError, SearchResult  # noqa: E402
+from acmr_core.retrieval import K_MAX, MAX_FILE_BYTES, QueryError, SearchResult  # noqa: E402
 
 from .model_store import DEFAULT_MODEL_DIR, ROOT, STORE, ModelStore, NoModelError  # noqa: E402
 from .upload_guard import REFUSED_MESSAGE, guard_app_kwargs, is_refused  # noqa: E402
@@ -58,7 +58,7 @@ TEXT_EXAMPLES = [
 ]
 GALLERY_CHOICES = {"test split": ("test",), "test + train": ("test", "train")}
 DEFAULT_K = 8
-K_SLIDER_MAX = 50
+K_SLIDER_MAX = K_MAX  # the UI slider and the API accept the same k (acmr_core.retrieval.check_k)
 API_ENDPOINTS = {"search_by_text": ("text", "k"), "search_by_image": ("image", "k")}  # checked by the UploadGuard
 THUMB = 128           # result images are shown at this size (pixelated upscaling keeps small shapes crisp)
 
@@ -163,10 +163,16 @@ def from_payload(payload):
     url = str(payload.get("url") or "")
     if url.startswith("data:"):
         head, _, data = url.partition(",")
+        if len(data) * 3 // 4 > MAX_FILE_BYTES:
+            raise QueryError(f"The image data is over the limit of {MAX_FILE_BYTES // 1_000_000} MB. Use a smaller "
+                             "image.")
+        if ";base64" not in head:
+            raise QueryError("The image data (a data: URL) is not base64-encoded; upload the image file instead.")
         try:
-            return base64.b64decode(data) if ";base64" in head else data.encode()
+            return base64.b64decode("".join(data.split()), validate=True)
         except ValueError:
-            raise QueryError("The image data could not be decoded; upload the image again.") from None
+            raise QueryError("The image data (a data: URL) is not valid base64; upload the image file "
+                             "instead.") from None
     path = payload.get("path")
     if not path:
         raise QueryError("No image was given. Upload an image, draw one, or pick an example.")
@@ -196,8 +202,6 @@ def read_upload(source):
         return source
     if not rp.is_file():
         raise QueryError("The uploaded file is no longer available; upload it again.")
-    from acmr_core.retrieval import MAX_FILE_BYTES
-
     try:
         if rp.stat().st_size > MAX_FILE_BYTES:
             raise QueryError(f"The file is {rp.stat().st_size / 1e6:.0f} MB, over the limit of "
@@ -759,8 +763,9 @@ def build_search_app(store: ModelStore = STORE, examples_dir: str | Path | None 
         gr.Timer(3.0).tick(P(poll_model), [shown_version], panel, api_visibility="private", show_progress="hidden",
                            queue=False)
 
+        # preprocess=False on both: k reaches the one parser (check_k) as sent, not rounded by gr.Number
         api_btn_text.click(P(api_search_by_text), [api_text, api_k_text], api_out_text, api_name="search_by_text",
-                           concurrency_limit=2, concurrency_id="search")
+                           concurrency_limit=2, concurrency_id="search", preprocess=False)
         api_btn_img.click(P(api_search_by_image), [api_img, api_k_img], api_out_img, api_name="search_by_image",
                           concurrency_limit=2, concurrency_id="search", preprocess=False)
     demo.queue(default_concurrency_limit=2)
