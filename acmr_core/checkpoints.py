@@ -201,7 +201,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         dims = meta["dims"]
         d_v, d_t, c = (_whole(dims[k], f"dims.{k}") for k in ("image", "text", "classes"))
     except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise CheckpointError(f"{wp}: its configuration cannot be used ({e})") from None
+        raise CheckpointError(f"{wp}: its configuration cannot be used ({e}); retrain, or pick another "
+                              "checkpoint.") from None
     problem = size_problem(d_v, d_t, c, cfg)
     if problem:
         raise CheckpointError(f"{wp}: its configuration asks for {problem}; the file was changed or written by "
