@@ -462,7 +462,7 @@ class SearchIndex:
                                  f"{len(text)} were searched, and none of the words there is known to the text "
                                  f"encoder. Put the words that matter first, or shorten the query.{hint}")
             raise QueryError(f"None of the words in '{shown}' is known to the text encoder "
-                             f"(it learnt its vocabulary from the training captions).{hint}")
+                             f"(it learnt its vocabulary from the training captions); try other words.{hint}")
         unknown = _unknown_words(self._text_vocab, text)
         if unknown:
             notes.append(f"Words the text encoder does not know were ignored: {', '.join(unknown[:12])}"
