@@ -172,6 +172,36 @@ def test_a_huge_json_body_is_refused_before_it_is_parsed(dashboard):
     assert H.healthy(dashboard)
 
 
-def test_the_server_log_shows_no_traceback_for_any_of_this(dashboard):
-    time.sleep(0.5)
-    assert "Traceback" not in dashboard.log_text(), dashboard.log_text()[-3000:]
+@pytest.mark.parametrize("k", [2.5, True, None, 51, 0, "five", [5], "5", 5.0])
+def test_both_endpoints_parse_k_the_same_way_over_http(dashboard, tmp_path, k):
+    path = H.upload(dashboard, star(tmp_path / "star.png"))
+    text = H.call(dashboard, "search_by_text", {"data": ["a red star", k]})
+    image = H.call(dashboard, "search_by_image", {"data": [H.file_data(path), k]})
+    for a in (text, image):
+        no_trace(a.raw)
+    if k in ("5", 5.0):                                             # whole numbers, in any form: accepted
+        assert text.event == image.event == "complete", (text.raw, image.raw)
+        assert len(text.data["results"]) == len(image.data["results"]) == 5
+    else:
+        assert text.event == image.event == "error"
+        assert text.message == image.message and text.message.startswith("k must"), (text.message, image.message)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("zq " * 1700 + "star", "longer than 500 characters"),
+    (12345, "must be text"),
+    ({"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "must be text"),
+    ("   ", "empty"),
+])
+def test_hostile_texts_over_http(dashboard, text, needle):
+    a = H.call(dashboard, "search_by_text", {"data": [text, 5]})
+    assert a.event == "error" and needle in a.message, a.raw[-1500:]
+    no_trace(a.raw)
+    assert H.healthy(dashboard)
+
+
+def test_the_server_log_shows_no_traceback_for_any_of_this(servers):
+    time.sleep(0.5)                                 # last in this module: after every hostile request above
+    for s in servers.values():
+        assert "Traceback" not in s.log_text(), s.log_text()[-3000:]
+        assert s.alive()
