@@ -142,10 +142,9 @@ def validate(ds: CrossModalDataset, source: str) -> None:
     for what, arr in (("image features", ds.image_features), ("text features", ds.text_features)):
         if len(arr) > 1:
             const = np.ptp(arr, axis=0) == 0
-            if const.all():
-                raise DataError(f"{source}: the {what} are the same for every item, so nothing can be learnt from "
-                                "them; check that the right arrays were saved")
-            if const.mean() >= 0.5:
+            if const.all():  # refused by check_split_sizes before training
+                warnings.warn(f"{source}: the {what} are the same for every item", DataWarning, stacklevel=3)
+            elif const.mean() >= 0.5:
                 warnings.warn(f"{source}: {int(const.sum())} of the {arr.shape[1]} {what} dimensions are constant "
                               f"(e.g. dimension {int(np.flatnonzero(const)[0])}) and carry no information",
                               DataWarning, stacklevel=3)
@@ -184,8 +183,14 @@ def _check_label_use(ds: CrossModalDataset, source: str) -> None:
 
 def check_split_sizes(ds: CrossModalDataset, minimum: int = MIN_SPLIT_PAIRS) -> None:
     """Before training: every split that is used needs at least `minimum` pairs (to rank, and for the modality
-    probe, which needs several items of each modality). Raises DataError naming the data and the split."""
+    probe, which needs several items of each modality), and neither modality may be constant over the training
+    split (nothing could be learnt). Raises DataError naming the data and the problem."""
     source = ds.info.get("source", ds.name)
+    train = ds.split == "train"
+    for what, arr in (("image features", ds.image_features), ("text features", ds.text_features)):
+        if train.sum() > 1 and (np.ptp(arr[train], axis=0) == 0).all():
+            raise DataError(f"{source}: the training {what} are the same for every item, so nothing can be learnt "
+                            "from them; check that the right arrays were saved")
     for s in SPLITS:
         n = int((ds.split == s).sum())
         if s == "val" and n == 0:
@@ -256,9 +261,9 @@ def load_dataset(name: str, **options) -> CrossModalDataset:
         raise DataError(f"unknown dataset '{name}'; available: {', '.join(sorted(DATASETS))}")
     try:
         return DATASETS[name](**options)
-    except DataError:
-        raise
     except ValueError as e:  # e.g. arrays of strings: name the file, not only numpy's complaint
+        if type(e) is not ValueError:  # DataError, EncoderError, ConfigError, ...: already say what is wrong
+            raise
         where = options.get("path") or options.get("data_dir") or f"dataset '{name}'"
         raise DataError(f"{where}: cannot be read as dataset '{name}' ({str(e).splitlines()[0][:200]}); "
                         "its arrays must hold plain numbers") from None
