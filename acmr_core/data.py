@@ -261,9 +261,11 @@ def load_dataset(name: str, **options) -> CrossModalDataset:
         raise DataError(f"unknown dataset '{name}'; available: {', '.join(sorted(DATASETS))}")
     try:
         return DATASETS[name](**options)
-    except ValueError as e:  # e.g. arrays of strings: name the file, not only numpy's complaint
-        if type(e) is not ValueError:  # DataError, EncoderError, ConfigError, ...: already say what is wrong
+    except (ValueError, TypeError) as e:  # e.g. arrays of strings: name the file, not only numpy's complaint
+        if type(e) not in (ValueError, TypeError):  # DataError, EncoderError, ConfigError, ...: already clear
             raise
+        if isinstance(e, TypeError) and "keyword argument" in str(e):
+            raise DataError(f"dataset '{name}': {e}; see its options with --help") from None
         where = options.get("path") or options.get("data_dir") or f"dataset '{name}'"
         raise DataError(f"{where}: cannot be read as dataset '{name}' ({str(e).splitlines()[0][:200]}); "
                         "its arrays must hold plain numbers") from None

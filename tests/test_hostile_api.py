@@ -142,6 +142,29 @@ def test_the_browser_route_and_nested_file_objects_go_through_the_same_guard(ser
     assert H.healthy(server)
 
 
+@pytest.mark.parametrize("ctype", ["multipart/form-data; boundary=x", "text/plain", "application/x-www-form-urlencoded",
+                                   None])
+def test_a_json_body_under_another_content_type_is_no_way_around_the_guard(dashboard, tmp_path, ctype):
+    secret, token = _sentinel(tmp_path)
+    body = H.json.dumps({"data": [H.file_data(str(secret)), 5]}).encode()
+    r = httpx.post(f"{dashboard.api}/call/search_by_image", content=body,
+                   headers={"content-type": ctype} if ctype else {}, timeout=60)
+    if r.status_code == 200:                                      # accepted as JSON: then it was guarded
+        text = httpx.get(f"{dashboard.api}/call/search_by_image/{r.json()['event_id']}", timeout=60).text
+        assert REFUSED_MESSAGE in text, text
+    else:
+        assert r.status_code in (400, 415, 422), r.text
+    no_trace(r.text)
+    assert _copied(dashboard, token) == []
+    assert secret.stat().st_atime == 0 or not _atime_works(tmp_path)
+
+
+def _atime_works(folder) -> bool:
+    control, _ = _sentinel(folder, "control")
+    control.read_bytes()
+    return control.stat().st_atime > 0
+
+
 def test_a_real_upload_is_searched_and_then_deleted(server, tmp_path):
     path = H.upload(server, star(tmp_path / "star.png"))
     assert str(server.gradio_cache) in path

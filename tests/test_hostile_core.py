@@ -82,6 +82,7 @@ S = np.array([["a", "b"], ["c", "d"]])
     (dict(label_train=np.zeros(60, int)), ["row counts disagree"]),
     (dict(image_test=None), ["missing array"]),
     (dict(image_train=np.array([{"a": 1}] * 63, dtype=object)), ["pickled objects"]),
+    (dict(label_train=np.array(["cat", "dog", "cow"] * 21)), ["f.npz", "numbers"]),               # text labels
 ])
 def test_bad_feature_files_get_one_line(tmp_path, capsys, arrays, needles):
     data = features_file(tmp_path / "f.npz", **arrays)
@@ -112,6 +113,19 @@ def test_a_split_too_small_to_carve_a_validation_set_still_trains(tmp_path, caps
     code, err = run_cli(capsys, *train_args(data, tmp_path / "out"))
     assert code == 0, err
     assert "Traceback" not in err
+
+
+def test_a_carved_validation_split_is_topped_up_to_the_minimum_or_left_to_training():
+    from acmr_core.data import MIN_SPLIT_PAIRS, carve_validation
+
+    split = np.array(["train"] * 12 + ["test"] * 4)
+    labels = np.array([0] * 6 + [1] * 6 + [0, 1, 0, 1])
+    carved = carve_validation(split, labels, fraction=0.1)           # 1 per class: 2, too few to rank
+    assert (carved == "val").sum() == MIN_SPLIT_PAIRS and (carved == "test").sum() == 4
+    split = np.array(["train"] * 4 + ["test"] * 4)
+    labels = np.array([0, 0, 1, 1, 0, 1, 0, 1])
+    carved = carve_validation(split, labels, fraction=0.3)           # 2 of 4: nothing left to train on
+    assert (carved == "val").sum() == 0 and (carved == "train").sum() == 4
 
 
 def test_constant_columns_and_an_absurd_lr_are_warned_about_not_refused(tmp_path, capsys):
@@ -291,7 +305,7 @@ def test_kill_9_during_saves_leaves_a_loadable_checkpoint_and_no_litter(tmp_path
             "m = ACMR(2000, 2000, 3, cfg); print('ready', flush=True)\n"
             "while True: C.save_checkpoint(sys.argv[1], m, cfg, ['a', 'b', 'c'])\n")
     rng = np.random.default_rng(0)
-    for _ in range(3):
+    for _ in range(2):
         p = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE)
         assert p.stdout.readline().strip() == b"ready"
         time.sleep(float(rng.uniform(0.05, 0.4)))
