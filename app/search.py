@@ -18,7 +18,10 @@ Named API endpoints, for scripts (`gradio_client`):
     client.predict(handle_file("star.png"), 5, api_name="/search_by_image")
 
 Both return {"results": [{"rank", "id", "score", "class", "caption", ...}], "predicted_class", ...}; a bad
-query raises an error whose message says what was wrong. The UI handlers below are plain functions that
+query raises an error whose message says what was wrong. With raw HTTP, upload the image first
+(POST .../gradio_api/upload) and pass the path it returns as {"path": ..., "meta": {"_type": "gradio.FileData"}}:
+the server opens only files it received that way (app/upload_guard.py), never a path a client names. k is
+parsed by one rule for both endpoints and the UI (acmr_core.retrieval.check_k). The UI handlers below are plain functions that
 never raise: bad input is reported in the page. Retrieval itself (encode, project, rank, query checks)
 lives in acmr_core.retrieval.
 """

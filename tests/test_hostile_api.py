@@ -165,7 +165,7 @@ def _atime_works(folder) -> bool:
     return control.stat().st_atime > 0
 
 
-def test_a_real_upload_is_searched_and_then_deleted(server, tmp_path):
+def test_a_real_upload_through_the_upload_route_is_searched(server, tmp_path):
     path = H.upload(server, star(tmp_path / "star.png"))
     assert str(server.gradio_cache) in path
     a = H.call(server, "search_by_image", {"data": [H.file_data(path), 4]})
