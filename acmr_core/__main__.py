@@ -111,6 +111,10 @@ def cmd_train(args) -> int:
     return 1 if result.error else 0
 
 
+class SettingWarning(UserWarning):
+    """A hyperparameter that is allowed but will almost surely not train."""
+
+
 class OutputError(ValueError):
     """--out cannot be used (an existing file, or a folder that cannot be created or written)."""
 
@@ -138,7 +142,7 @@ def warn_about_config(cfg: ACMRConfig) -> None:
         v = getattr(cfg, name)
         if v > 1 or v < 1e-7:
             warnings.warn(f"--{name.replace('_', '-')} {v:g} is far outside the usual range (1e-5 to 1e-1); training "
-                          "will probably diverge or not move", UserWarning, stacklevel=2)
+                          "will probably diverge or not move", SettingWarning, stacklevel=2)
 
 
 def _table(scores: dict, title: str) -> str:
@@ -206,7 +210,10 @@ def run_guarded(fn) -> int:
         print(f"warning: {message}", file=sys.stderr)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("default")
+        from .data import DataWarning
+
+        for category in (DataWarning, SettingWarning):  # ours: every run shows them (the rest: Python's defaults)
+            warnings.filterwarnings("always", category=category)
         warnings.showwarning = show
         try:
             return fn()
