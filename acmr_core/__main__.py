@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from dataclasses import fields
+from pathlib import Path
 
 from .config import ACMRConfig, ConfigError
 
@@ -65,7 +68,10 @@ def cmd_train(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(ACMRConfig)
                  if getattr(args, f.name, None) is not None and f.name not in own_flags}
     cfg = ACMRConfig(**overrides, seed=args.seed, use_adversarial=not args.no_adversarial,
-                     use_triplet=not args.no_triplet, use_label=not args.no_label)
+                     use_triplet=not args.no_triplet, use_label=not args.no_label).validate()
+    if args.out:
+        prepare_output_dir(args.out)          # before training: a bad --out must not lose a finished run
+    warn_about_config(cfg)
     ds = load_from_args(args)
     bar = tqdm(total=1, desc="training", unit="step", disable=args.quiet)
 
@@ -84,7 +90,7 @@ def cmd_train(args) -> int:
     if out.state == "failed":
         print(f"error: {out.message}", file=sys.stderr)
     if out.metrics is None:
-        return 2 if out.result is None else 1
+        return 1
     m = out.metrics
     if args.out:
         save_model(args.out, out.result.model, cfg, ds, metrics=m, history=out.result.history, run_id=out.run.run_id)
@@ -108,6 +114,40 @@ def cmd_runs(args) -> int:
     for s in list_runs(args.dir):
         print(s.line())
     return 0
+
+
+class SettingWarning(UserWarning):
+    """A hyperparameter that is allowed but will almost surely not train."""
+
+
+class OutputError(ValueError):
+    """--out cannot be used (an existing file, or a folder that cannot be created or written)."""
+
+
+def prepare_output_dir(path) -> Path:
+    """Make sure `path` is a folder we can write a checkpoint into, creating it if needed. Raises OutputError."""
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: this is an existing file, not a folder; choose a folder name (it is "
+                          "created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".acmr-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write to") \
+            from None
+    return out
+
+
+def warn_about_config(cfg: ACMRConfig) -> None:
+    """Settings that are allowed but will almost surely not train (a warning line each, not a refusal)."""
+    for name in ("lr", "lr_disc"):
+        v = getattr(cfg, name)
+        if v > 1 or v < 1e-7:
+            warnings.warn(f"--{name.replace('_', '-')} {v:g} is far outside the usual range (1e-5 to 1e-1); training "
+                          "will probably diverge or not move", SettingWarning, stacklevel=2)
 
 
 def _table(scores: dict, title: str) -> str:
@@ -165,15 +205,39 @@ def main(argv=None) -> int:
     r = sub.add_parser("runs", help="list the runs under runs/ ($ACMR_RUNS_DIR): id, status, epochs done/planned, dataset")
     r.add_argument("--dir", default=None, help="the runs folder (default: $ACMR_RUNS_DIR, else runs/ in the project)")
     args = ap.parse_args(argv)
+    return run_guarded(lambda: {"train": cmd_train, "runs": cmd_runs}.get(args.command, cmd_evaluate)(args))
+
+
+def run_guarded(fn) -> int:
+    """Run a command: warnings become 'warning: ...' lines, every error one 'error: ...' line and exit code 1,
+    never a traceback (set ACMR_DEBUG=1 to get the traceback of an unexpected error)."""
     from .checkpoints import CheckpointError
     from .data import DataError
     from .encoders import EncoderError
 
-    try:
-        return {"train": cmd_train, "runs": cmd_runs}.get(args.command, cmd_evaluate)(args)
-    except (ConfigError, DataError, CheckpointError, EncoderError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        from .data import DataWarning
+
+        for category in (DataWarning, SettingWarning):  # ours: every run shows them (the rest: Python's defaults)
+            warnings.filterwarnings("always", category=category)
+        warnings.showwarning = show
+        try:
+            return fn()
+        except (ConfigError, DataError, CheckpointError, EncoderError, OutputError) as err:
+            print(f"error: {err}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # noqa: BLE001 - one line, never a traceback
+            if os.environ.get("ACMR_DEBUG"):
+                raise
+            first = (str(err).strip().splitlines() or [""])[0][:300]
+            print(f"error: {type(err).__name__}: {first} (unexpected; rerun with ACMR_DEBUG=1 to see where, and "
+                  "report it if the input looks right)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,8 +22,16 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 
 
+MIN_SPLIT_PAIRS = 3   # train, validation and test need at least this many pairs (ranking, the modality probe)
+
+
 class DataError(ValueError):
     """A data file or folder is unusable; the message names the file and the problem."""
+
+
+class DataWarning(UserWarning):
+    """The data can be used, but probably not as meant (e.g. constant features, classes without items);
+    the command line prints it as one 'warning:' line."""
 
 
 @dataclass
@@ -53,8 +62,13 @@ class CrossModalDataset:
     attributes: dict = field(default_factory=dict)  # optional per-item arrays (n,), e.g. shapes' "colour", for analysis
 
     def __post_init__(self) -> None:
-        self.image_features = np.ascontiguousarray(self.image_features, dtype=np.float32)
-        self.text_features = np.ascontiguousarray(self.text_features, dtype=np.float32)
+        source = self.info.get("source", self.name)
+        for what in ("image_features", "text_features"):
+            try:
+                setattr(self, what, np.ascontiguousarray(getattr(self, what), dtype=np.float32))
+            except (ValueError, TypeError) as e:
+                raise DataError(f"{source}: the {what.replace('_', ' ')} must be numbers only ({e}); "
+                                "save plain numeric arrays") from None
         self.labels = np.asarray(self.labels)
         self.split = np.asarray(self.split).astype(str)
         validate(self, source=self.info.get("source", self.name))
@@ -112,6 +126,71 @@ def validate(ds: CrossModalDataset, source: str) -> None:
     for s in ("train", "test"):
         if not (ds.split == s).any():
             raise DataError(f"{source}: the '{s}' split is empty")
+    if ds.labels.ndim == 1:
+        _check_label_use(ds, source)
+    for what, arr in (("image features", ds.image_features), ("text features", ds.text_features)):
+        if len(arr) > 1:
+            const = np.ptp(arr, axis=0) == 0
+            if const.all():  # refused by check_split_sizes before training
+                warnings.warn(f"{source}: the {what} are the same for every item", DataWarning, stacklevel=3)
+            elif const.mean() >= 0.5:
+                warnings.warn(f"{source}: {int(const.sum())} of the {arr.shape[1]} {what} dimensions are constant "
+                              f"(e.g. dimension {int(np.flatnonzero(const)[0])}) and carry no information",
+                              DataWarning, stacklevel=3)
+
+
+def _ranges(values) -> str:
+    """'0..2, 99..101' for the sorted unique integers `values`."""
+    values = [int(v) for v in values]
+    out, start = [], values[0]
+    for a, b in zip(values, values[1:] + [None]):
+        if b != a + 1:
+            out.append(str(start) if start == a else f"{start}..{a}")
+            start = b
+    return ", ".join(out[:6]) + (", ..." if len(out) > 6 else "")
+
+
+def _check_label_use(ds: CrossModalDataset, source: str) -> None:
+    """Refuse splits labelled with disjoint classes; warn about classes without items (labels are not remapped:
+    renumbering them silently would hide a mistake in the file)."""
+    c = len(ds.class_names)
+    train = np.unique(ds.labels[ds.split == "train"])
+    test = np.unique(ds.labels[ds.split == "test"])
+    if not np.intersect1d(train, test).size:
+        raise DataError(f"{source}: the training labels ({_ranges(train)}) and the test labels ({_ranges(test)}) "
+                        "have no class in common, so nothing learnt can be measured. Labels must be class indices "
+                        f"0..{c - 1}, numbered the same way in every split")
+    used = np.unique(ds.labels)
+    if len(used) < c:
+        warnings.warn(f"{source}: {c - len(used)} of the {c} classes have no items (labels used: {_ranges(used)}); "
+                      "if the labels are codes rather than indices, renumber them 0..k-1", DataWarning, stacklevel=4)
+    unseen = np.setdiff1d(test, train)
+    if unseen.size:
+        warnings.warn(f"{source}: {unseen.size} test class(es) ({_ranges(unseen)}) never occur in training",
+                      DataWarning, stacklevel=4)
+
+
+def check_split_sizes(ds: CrossModalDataset, split: np.ndarray | None = None, minimum: int = MIN_SPLIT_PAIRS) -> None:
+    """Before training: every split that is used needs at least `minimum` pairs (to rank, and for the modality
+    probe, which needs several items of each modality), and neither modality may be constant over the training
+    split (nothing could be learnt). `split` is the trainer's own split (default: the dataset's). Raises
+    DataError naming the data and the problem."""
+    source = ds.info.get("source", ds.name)
+    split = ds.split if split is None else split
+    train = split == "train"
+    for what, arr in (("image features", ds.image_features), ("text features", ds.text_features)):
+        if train.sum() > 1 and (np.ptp(arr[train], axis=0) == 0).all():
+            raise DataError(f"{source}: the training {what} are the same for every item, so nothing can be learnt "
+                            "from them; check that the right arrays were saved")
+    for s in SPLITS:
+        n = int((split == s).sum())
+        if s == "val" and n == 0:
+            continue  # no validation split: the training split stands in
+        if n < minimum:
+            hint = ("add pairs to it, or remove it so one is carved from the training split" if s == "val"
+                    else "add pairs to it")
+            raise DataError(f"{source}: the '{s}' split has {n} pair{'s' if n != 1 else ''}, at least {minimum} are "
+                            f"needed to train and measure a model; {hint}")
 
 
 def carve_validation(split: np.ndarray, labels: np.ndarray, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -130,6 +209,12 @@ def carve_validation(split: np.ndarray, labels: np.ndarray, fraction: float = 0.
         take = int(round(len(members) * fraction))
         if take:
             split[rng.choice(members, size=take, replace=False)] = "val"
+    n_val = int((split == "val").sum())
+    rest = np.flatnonzero(split == "train")
+    if 0 < n_val < MIN_SPLIT_PAIRS and len(rest) - (MIN_SPLIT_PAIRS - n_val) >= MIN_SPLIT_PAIRS:
+        split[rng.choice(rest, size=MIN_SPLIT_PAIRS - n_val, replace=False)] = "val"  # too few to rank: top up
+    elif 0 < n_val < MIN_SPLIT_PAIRS:
+        split[split == "val"] = "train"  # too small to carve: the training split stands in for validation
     return split
 
 
@@ -165,7 +250,16 @@ def load_dataset(name: str, **options) -> CrossModalDataset:
     _discover()
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}'; available: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](**options)
+    try:
+        return DATASETS[name](**options)
+    except (ValueError, TypeError) as e:  # e.g. arrays of strings: name the file, not only numpy's complaint
+        if type(e) not in (ValueError, TypeError):  # DataError, EncoderError, ConfigError, ...: already clear
+            raise
+        if isinstance(e, TypeError) and "keyword argument" in str(e):
+            raise DataError(f"dataset '{name}': {e}; see its options with --help") from None
+        where = options.get("path") or options.get("data_dir") or f"dataset '{name}'"
+        raise DataError(f"{where}: cannot be read as dataset '{name}' ({str(e).splitlines()[0][:200]}); "
+                        "its arrays must hold plain numbers") from None
 
 
 def require_dir(data_dir: str | Path | None, dataset: str) -> Path:

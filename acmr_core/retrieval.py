@@ -33,7 +33,7 @@ MAX_TEXT_CHARS = 500           # longer queries are truncated (and the caller is
 MAX_IMAGE_SIDE = 1024          # larger images are downscaled to this longest side
 MAX_IMAGE_PIXELS = 50_000_000  # beyond this an image is refused outright
 MAX_FILE_BYTES = 25_000_000    # an image file larger than this is refused before it is decoded
-K_MAX = 100                    # most results one query may ask for
+K_MAX = 50                     # most results one query may ask for (the Search tab's slider stops here too)
 
 
 class QueryError(ValueError):
@@ -88,7 +88,10 @@ def clean_text(text) -> tuple[str, list[str]]:
     """Strip and bound a text query; raise QueryError for an empty one."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    text = " ".join(str(text if text is not None else "").split())
+    if text is not None and not isinstance(text, str):
+        raise QueryError(f"The text query must be text, got {type(text).__name__} {str(text)[:40]!r}; send a few "
+                         "words, e.g. 'a red star in the corner'.")
+    text = " ".join((text or "").split())
     if not text:
         raise QueryError("The text query is empty. Type a few words, e.g. 'a red star in the corner'.")
     notes = []
@@ -188,19 +191,31 @@ def load_image(source) -> tuple[Image.Image, list[str]]:
 
 
 def check_k(k, n: int, k_max: int = K_MAX) -> int:
-    """k as an int in 1..min(k_max, n), else QueryError."""
+    """The one parser of k (how many results) for every search: the UI, both API endpoints, direct calls.
+
+    Accepted: a whole number (an int, a float with no fraction such as 5.0, or digits as text such as '5') from
+    1 to min(k_max, n). Refused with a QueryError that says so: a missing k, True/False, 2.5, 'five', NaN."""
     hi = max(1, min(k_max, n))
-    if isinstance(k, bool):
-        raise QueryError(f"k must be a whole number between 1 and {hi}, got {k!r}")
-    try:
-        kf = float(k)
-    except (TypeError, ValueError):
-        raise QueryError(f"k must be a whole number between 1 and {hi}, got {k!r}") from None
-    if kf != kf or kf != int(kf):
-        raise QueryError(f"k must be a whole number between 1 and {hi}, got {k!r}")
-    k = int(kf)
+    want = f"a whole number from 1 to {hi} (how many results)"
+    if k is None or (isinstance(k, str) and not k.strip()):
+        raise QueryError(f"k must be given: {want}; it is missing.")
+    if isinstance(k, (bool, np.bool_)):
+        raise QueryError(f"k must be {want}, got {k!r}.")
+    if isinstance(k, str):
+        if not k.strip().isdigit() or not k.strip().isascii():
+            raise QueryError(f"k must be {want}, got the text {k[:20]!r}.")
+        k = int(k.strip())
+    elif isinstance(k, (int, np.integer)):
+        k = int(k)
+    elif isinstance(k, (float, np.floating)):
+        if not np.isfinite(k) or k != int(k):
+            raise QueryError(f"k must be {want}, got {k!r}.")
+        k = int(k)
+    else:
+        raise QueryError(f"k must be {want}, got {type(k).__name__}.")
     if not 1 <= k <= hi:
-        raise QueryError(f"k must lie between 1 and {hi} (the gallery has {n} items), got {k}")
+        limit = f"the gallery has {n} items" if n < k_max else f"at most {k_max} results per query"
+        raise QueryError(f"k must lie between 1 and {hi} ({limit}), got {k}.")
     return k
 
 
@@ -434,6 +449,7 @@ class SearchIndex:
         return enc
 
     def encode_text(self, text: str) -> tuple[np.ndarray, list[str], str]:
+        original = text
         text, notes = clean_text(text)
         enc = self._encoder("text")
         feats = np.asarray(enc.encode([text]), dtype=np.float32)
@@ -441,8 +457,12 @@ class SearchIndex:
             words = self.known_words()
             hint = f" Words it knows include: {', '.join(words)}." if words else ""
             shown = text if len(text) <= 80 else text[:77] + "..."
+            if len(" ".join(str(original).split())) > MAX_TEXT_CHARS:
+                raise QueryError(f"The query is longer than {MAX_TEXT_CHARS} characters, so only its first "
+                                 f"{len(text)} were searched, and none of the words there is known to the text "
+                                 f"encoder. Put the words that matter first, or shorten the query.{hint}")
             raise QueryError(f"None of the words in '{shown}' is known to the text encoder "
-                             f"(it learnt its vocabulary from the training captions).{hint}")
+                             f"(it learnt its vocabulary from the training captions); try other words.{hint}")
         unknown = _unknown_words(self._text_vocab, text)
         if unknown:
             notes.append(f"Words the text encoder does not know were ignored: {', '.join(unknown[:12])}"

@@ -23,7 +23,7 @@ import torch
 
 from . import losses as L
 from .config import ACMRConfig
-from .data import CrossModalDataset, carve_validation
+from .data import CrossModalDataset, carve_validation, check_split_sizes, check_split_sizes
 from .metrics import modality_gap, modality_probe, retrieval_scores
 from .model import ACMR, grad_reverse, grl_weight, pick_device
 
@@ -101,6 +101,7 @@ class Trainer:
         split = dataset.split     # the trainer's own split: the caller's dataset is left as it is
         if not (split == "val").any():
             split = carve_validation(split, dataset.labels, self.cfg.val_fraction, self.cfg.seed)
+        check_split_sizes(dataset, split)  # a clear DataError, not a failure deep inside the probe or the ranking
         self.split = split
         self.train_idx = np.flatnonzero(split == "train")
         self.val_idx = np.flatnonzero(split == "val") if (split == "val").any() else self.train_idx

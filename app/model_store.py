@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from acmr_core.checkpoints import WEIGHTS, CheckpointError, latest_checkpoint
+from acmr_core.checkpoints import WEIGHTS, CheckpointError, clean_stale_temporaries, latest_checkpoint
 from acmr_core.retrieval import SearchIndex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,13 @@ class ModelStore:
     def load_checkpoint(self, path: str | Path, splits=("test",)) -> int:
         """Load a checkpoint (and reload its dataset) and make it current. Raises CheckpointError."""
         with self._load_lock:
-            index = SearchIndex.from_checkpoint(path, splits)
+            try:
+                index = SearchIndex.from_checkpoint(path, splits)
+            except CheckpointError:
+                raise
+            except (ValueError, RuntimeError, MemoryError, OSError) as e:  # one message, whatever broke
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                raise CheckpointError(f"{path}: cannot be loaded ({type(e).__name__}: {first})") from None
         return self.set_index(index, index.source, index.meta.get("checkpoint_path", path))
 
     def load_latest(self, checkpoints_dir: str | Path | None = None) -> Path | None:
@@ -116,6 +122,7 @@ class ModelStore:
 
         A newest checkpoint that cannot be loaded raises CheckpointError."""
         root = Path(checkpoints_dir) if checkpoints_dir else self.checkpoints_dir
+        clean_stale_temporaries(root, recursive=True)  # what a save killed mid-way left behind
         path = latest_checkpoint(root) if root.is_dir() else None
         with self._lock:
             self._tried_latest = True

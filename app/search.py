@@ -18,7 +18,10 @@ Named API endpoints, for scripts (`gradio_client`):
     client.predict(handle_file("star.png"), 5, api_name="/search_by_image")
 
 Both return {"results": [{"rank", "id", "score", "class", "caption", ...}], "predicted_class", ...}; a bad
-query raises an error whose message says what was wrong. The UI handlers below are plain functions that
+query raises an error whose message says what was wrong. With raw HTTP, upload the image first
+(POST .../gradio_api/upload) and pass the path it returns as {"path": ..., "meta": {"_type": "gradio.FileData"}}:
+the server opens only files it received that way (app/upload_guard.py), never a path a client names. k is
+parsed by one rule for both endpoints and the UI (acmr_core.retrieval.check_k). The UI handlers below are plain functions that
 never raise: bad input is reported in the page. Retrieval itself (encode, project, rank, query checks)
 lives in acmr_core.retrieval.
 """
@@ -41,9 +44,10 @@ from PIL import Image  # noqa: E402
 
 from acmr_core.checkpoints import CheckpointError  # noqa: E402
 from acmr_core.config import ACMRConfig  # noqa: E402
-from acmr_core.retrieval import QueryError, SearchResult  # noqa: E402
+from acmr_core.retrieval import K_MAX, MAX_FILE_BYTES, QueryError, SearchResult  # noqa: E402
 
 from .model_store import DEFAULT_MODEL_DIR, ROOT, STORE, ModelStore, NoModelError  # noqa: E402
+from .upload_guard import REFUSED_MESSAGE, guard_app_kwargs, is_refused  # noqa: E402
 
 EXAMPLES_DIR = ROOT / "assets" / "examples"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
@@ -57,7 +61,8 @@ TEXT_EXAMPLES = [
 ]
 GALLERY_CHOICES = {"test split": ("test",), "test + train": ("test", "train")}
 DEFAULT_K = 8
-K_SLIDER_MAX = 50
+K_SLIDER_MAX = K_MAX  # the UI slider and the API accept the same k (acmr_core.retrieval.check_k)
+API_ENDPOINTS = {"search_by_text": ("text", "k"), "search_by_image": ("image", "k")}  # checked by the UploadGuard
 THUMB = 128           # result images are shown at this size (pixelated upscaling keeps small shapes crisp)
 
 SCORE_NOTE = """
@@ -149,17 +154,28 @@ atexit.register(lambda: REAPER.run_due(now=float("inf")))  # nothing uploaded ou
 
 def from_payload(payload):
     """The image an event delivers unprocessed (events with preprocess=False): Gradio's FileData dict of an
-    upload, or a data: URL. Only files inside Gradio's upload folder are accepted from a browser or a
-    client, so a crafted request cannot make the server read any other file."""
+    upload, or a data: URL.
+
+    Over HTTP, `app.upload_guard.UploadGuard` has already replaced every file object whose path this process's
+    upload route did not produce (such a path is never opened); that placeholder, and any path outside
+    Gradio's upload folder, get the same answer, REFUSED_MESSAGE."""
     if not isinstance(payload, dict):
         return payload
+    if is_refused(payload):
+        raise QueryError(REFUSED_MESSAGE)
     url = str(payload.get("url") or "")
     if url.startswith("data:"):
         head, _, data = url.partition(",")
+        if len(data) * 3 // 4 > MAX_FILE_BYTES:
+            raise QueryError(f"The image data is over the limit of {MAX_FILE_BYTES // 1_000_000} MB. Use a smaller "
+                             "image.")
+        if ";base64" not in head:
+            raise QueryError("The image data (a data: URL) is not base64-encoded; upload the image file instead.")
         try:
-            return base64.b64decode(data) if ";base64" in head else data.encode()
+            return base64.b64decode("".join(data.split()), validate=True)
         except ValueError:
-            raise QueryError("The image data could not be decoded; upload the image again.") from None
+            raise QueryError("The image data (a data: URL) is not valid base64; upload the image file "
+                             "instead.") from None
     path = payload.get("path")
     if not path:
         raise QueryError("No image was given. Upload an image, draw one, or pick an example.")
@@ -168,7 +184,7 @@ def from_payload(payload):
     except (OSError, ValueError):
         inside = False
     if not inside:
-        raise QueryError("Only uploaded files can be searched; upload the image again.")
+        raise QueryError(REFUSED_MESSAGE)
     return str(path)
 
 
@@ -189,8 +205,6 @@ def read_upload(source):
         return source
     if not rp.is_file():
         raise QueryError("The uploaded file is no longer available; upload it again.")
-    from acmr_core.retrieval import MAX_FILE_BYTES
-
     try:
         if rp.stat().st_size > MAX_FILE_BYTES:
             raise QueryError(f"The file is {rp.stat().st_size / 1e6:.0f} MB, over the limit of "
@@ -536,8 +550,8 @@ def api_search_by_text(text, k=10, store: ModelStore = STORE) -> dict:
 def api_search_by_image(image, k=10, store: ModelStore = STORE) -> dict:
     """Search the test split's captions with an image. Returns the ranked results with ids, captions, classes, scores."""
     try:
-        index = _index(store)
-        return index.search_by_image(read_upload(from_payload(image)), k).to_dict()
+        query = read_upload(from_payload(image))  # a refused file is answered first, model or not
+        return _index(store).search_by_image(query, k).to_dict()
     except (NoModelError, QueryError, CheckpointError) as e:
         raise gr.Error(str(e), print_exception=False) from None
 
@@ -577,8 +591,8 @@ def load_selected(path, store: ModelStore = STORE) -> tuple:
     try:
         store.load_checkpoint(path)
         gr.Info(f"Loaded {path}")
-    except (CheckpointError, OSError) as e:
-        msg = str(e)
+    except Exception as e:  # noqa: BLE001 - CheckpointError above all; whatever it is, a message, never a trace
+        msg = str(e) if isinstance(e, (CheckpointError, OSError)) else f"{type(e).__name__}: {e}"
         gr.Warning(msg)
         status, *rest = model_panel(store)
         return (status + f"\n\n⚠️ {msg}", *rest)
@@ -621,13 +635,21 @@ def _example_label(p: Path) -> str:
 # --- the app -----------------------------------------------------------------------------------------
 
 
+class GuardedBlocks(gr.Blocks):
+    """gr.Blocks whose launch() installs the UploadGuard (mount_search installs it when mounting)."""
+
+    def launch(self, *args, **kwargs):
+        kwargs["app_kwargs"] = guard_app_kwargs(kwargs.get("app_kwargs"), API_ENDPOINTS, ("image",))
+        return super().launch(*args, **kwargs)
+
+
 def build_search_app(store: ModelStore = STORE, examples_dir: str | Path | None = None) -> gr.Blocks:
     """The Search tab as a gr.Blocks app (mount it, or .launch() it)."""
     ex_files = example_images(examples_dir)
     P = lambda fn: partial(fn, store=store)  # noqa: E731
     store.preload()  # load the newest checkpoint now, in the background, if no model is set yet
 
-    with gr.Blocks(title="ACMR Lab · Search", elem_id="acmr-search", delete_cache=(600, 900)) as demo:
+    with GuardedBlocks(title="ACMR Lab · Search", elem_id="acmr-search", delete_cache=(600, 900)) as demo:
         last_query = gr.State(None)
         shown_version = gr.State(-1)
         gr.Markdown("## Search the common space\nType a description or show a picture: the trained model "
@@ -744,8 +766,9 @@ def build_search_app(store: ModelStore = STORE, examples_dir: str | Path | None 
         gr.Timer(3.0).tick(P(poll_model), [shown_version], panel, api_visibility="private", show_progress="hidden",
                            queue=False)
 
+        # preprocess=False on both: k reaches the one parser (check_k) as sent, not rounded by gr.Number
         api_btn_text.click(P(api_search_by_text), [api_text, api_k_text], api_out_text, api_name="search_by_text",
-                           concurrency_limit=2, concurrency_id="search")
+                           concurrency_limit=2, concurrency_id="search", preprocess=False)
         api_btn_img.click(P(api_search_by_image), [api_img, api_k_img], api_out_img, api_name="search_by_image",
                           concurrency_limit=2, concurrency_id="search", preprocess=False)
     demo.queue(default_concurrency_limit=2)
@@ -753,8 +776,10 @@ def build_search_app(store: ModelStore = STORE, examples_dir: str | Path | None 
 
 
 def mount_search(app, path: str = "/gradio", store: ModelStore = STORE, **kwargs):
-    """Mount the Search app on a FastAPI/Starlette app at `path`, with its theme and CSS."""
+    """Mount the Search app on a FastAPI/Starlette app at `path`, with its theme and CSS, behind the
+    UploadGuard (app/upload_guard.py: the server opens only files uploaded to it)."""
     blocks = build_search_app(store)
+    kwargs["app_kwargs"] = guard_app_kwargs(kwargs.get("app_kwargs"), API_ENDPOINTS, ("image",))
     kwargs.setdefault("theme", theme())
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("footer_links", ["api"])
