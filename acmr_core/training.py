@@ -23,7 +23,7 @@ import torch
 
 from . import losses as L
 from .config import ACMRConfig
-from .data import CrossModalDataset, carve_validation, check_split_sizes, check_split_sizes
+from .data import CrossModalDataset, carve_validation, check_split_sizes
 from .metrics import modality_gap, modality_probe, retrieval_scores
 from .model import ACMR, grad_reverse, grl_weight, pick_device
 
