@@ -147,7 +147,8 @@ def sync_url() -> None:
 
 
 def run_label(s) -> str:
-    return f"{s.run_id} · {s.status} · {s.epochs_done}/{s.epochs} epochs · {s.dataset}"
+    name = f" · {s.name}" if s.name and s.name != s.run_id else ""
+    return f"{s.run_id} · {s.status} · {s.epochs_done}/{s.epochs} epochs · {s.dataset}{name}"
 
 
 def run_state(run) -> str:
