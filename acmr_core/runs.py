@@ -273,8 +273,26 @@ def list_runs(root: str | Path | None = None) -> list[RunSummary]:
     root = Path(root) if root is not None else runs_root()
     if not root.is_dir():
         return []
-    found = [RunDir(p).summary() for p in root.iterdir() if p.is_dir() and (p / CONFIG).is_file()]
+    found = [_summary(p) for p in root.iterdir() if p.is_dir() and (p / CONFIG).is_file()]
     return sorted(found, key=lambda s: (s.created, s.run_id), reverse=True)
+
+
+_SUMMARIES: dict[str, tuple] = {}
+
+
+def _summary(path: Path) -> RunSummary:
+    """A run's summary, re-read only when its event log changed (or, while it is open, to see if its owner died)."""
+    try:
+        st = (path / EVENTS).stat()
+        key = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    hit = _SUMMARIES.get(str(path))
+    if hit is not None and hit[0] == key and key is not None and hit[1].status not in OPEN_STATES:
+        return hit[1]
+    summary = RunDir(path).summary()
+    _SUMMARIES[str(path)] = (key, summary)
+    return summary
 
 
 def find_run(run_id: str, root: str | Path | None = None) -> RunDir | None:

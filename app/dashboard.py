@@ -147,7 +147,8 @@ def sync_url() -> None:
 
 
 def run_label(s) -> str:
-    return f"{s.run_id} · {s.status} · {s.epochs_done}/{s.epochs} epochs · {s.dataset}"
+    name = f" · {s.name}" if s.name and s.name != s.run_id else ""
+    return f"{s.run_id} · {s.status} · {s.epochs_done}/{s.epochs} epochs · {s.dataset}{name}"
 
 
 def run_state(run) -> str:
@@ -279,7 +280,11 @@ def on_start(spec, cfg) -> None:
         return
     run = services.track(TrainingRun(spec.load, cfg, dataset_label=spec.label, name=f"run {time.strftime('%H:%M:%S')}",
                                      umap_epochs=umap_epochs_for(cfg.epochs), on_finish=services.publish_run))
-    run.start()
+    try:
+        run.start()
+    except OSError as e:            # the runs folder cannot be written: say where and why, train nothing
+        ss.start_error = f"Could not create the run's folder under `{runs_root()}`: {e.strerror or e}"
+        return
     show_run(run.run_id)
 
 
@@ -360,7 +365,10 @@ def control_bar(spec, spec_error, cfg, cfg_error, busy: bool) -> None:
                    on_click=on_reset, width="stretch",
                    help="Clear the charts and maps of the last run (saved checkpoints are kept).")
     with cols[4]:
-        if spec_error:
+        start_error = ss.pop("start_error", None)
+        if start_error:
+            st.error(start_error)
+        elif spec_error:
             st.warning(spec_error)
         elif cfg_error:
             st.warning("Fix the setting marked in the sidebar to start.")

@@ -486,3 +486,14 @@ def test_a_run_recorded_earlier_shows_from_its_folder_and_an_unknown_id_says_so(
     gone.query_params["run"] = "19990101-000000-nothere"
     gone.run()
     assert "There is no run `19990101-000000-nothere`" in texts(gone) and run_obj(gone) is None
+
+
+def test_an_unwritable_runs_folder_is_a_message_not_a_stack_trace(features_file, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs folder should be")
+    monkeypatch.setenv("ACMR_RUNS_DIR", str(blocker / "runs"))
+    at = page(features_file)
+    at.button(key="btn_start").click().run()
+    assert not at.exception and run_obj(at) is None
+    assert any("Could not create the run's folder" in e.value for e in at.error), texts(at)
+    assert not at.button(key="btn_start").disabled
