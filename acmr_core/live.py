@@ -11,9 +11,9 @@ A UI polls `view()` (a consistent copy, cheap when nothing changed: compare `ver
 touches the trainer's internals. Any error (bad config, data that does not fit, NaN loss, an exception
 inside training) ends the run in state "failed" with a message; it never kills the process.
 
-`ComparisonRun` trains two runs with the same seed and config, with and without the adversarial loss,
-one after the other, for a side-by-side comparison. `DATASETS` (a `DatasetCache`) loads each dataset once
-per process; runs get their own shallow copy, so one run's validation split never leaks into another's.
+`ComparisonRun` (several variants of one config, side by side) lives in acmr_core/compare.py.
+`DATASETS` (a `DatasetCache`) loads each dataset once per process; runs get their own shallow copy, so
+one run's validation split never leaks into another's.
 
 Checkpoints are saved with unique folder names, atomically (see checkpoints.save_checkpoint), from a
 consistent copy of the weights: the best validation epoch once training ended, else the end of the last
@@ -297,7 +297,7 @@ class TrainingRun:
         from . import maps
 
         row = {"epoch": e.epoch, "val_img2txt": e.val["img2txt"], "val_txt2img": e.val["txt2img"],
-               "val_avg": e.val["avg"], "probe": e.probe, "gap": e.gap, "seconds": e.seconds,
+               "val_avg": e.val["avg"], "probe": e.probe, "mixing": _mixing(e), "gap": e.gap, "seconds": e.seconds,
                "elapsed": e.elapsed, "best_epoch": e.best_epoch}
         hist = getattr(self.trainer, "history", None)
         if hist and hist[-1].get("epoch") == e.epoch:   # per-epoch mean losses, as the trainer recorded them
@@ -450,56 +450,29 @@ class TrainingRun:
         return folder
 
 
-class ComparisonRun:
-    """The same seed and config trained twice, with and without the adversarial loss, one after the other."""
-
-    LABELS = ("with adversarial loss", "without adversarial loss")
-
-    def __init__(self, dataset: CrossModalDataset | Callable[[], CrossModalDataset], config: ACMRConfig | None = None,
-                 **run_kwargs):
-        cfg = (config or ACMRConfig()).validate()
-        self.runs = {
-            self.LABELS[0]: TrainingRun(dataset, cfg.replace(use_adversarial=True), name="with L_adv", **run_kwargs),
-            self.LABELS[1]: TrainingRun(dataset, cfg.replace(use_adversarial=False), name="without L_adv", **run_kwargs),
-        }
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "ComparisonRun":
-        self._thread = threading.Thread(target=self._run, daemon=True, name="acmr-comparison")
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        for run in self.runs.values():
-            if self._stop.is_set():
-                run.stop()
-                continue
-            run.start()
-            run.join()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for run in self.runs.values():
-            run.stop()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for every run to end; True if they have."""
-        return _join(self._thread, timeout)
-
-    @property
-    def state(self) -> str:
-        states = [r.state for r in self.runs.values()]
-        if any(s in ACTIVE for s in states) or (self._thread is not None and self._thread.is_alive()):
-            return "running"
-        if all(s == "ready" for s in states):
-            return "ready"
-        if any(s == "failed" for s in states):
-            return "failed"
-        return "finished" if all(s == "finished" for s in states) else "stopped"
-
-
 # --- helpers ----------------------------------------------------------------------------------------------
+
+def __getattr__(name):
+    """`from acmr_core.live import ComparisonRun` keeps working (it moved to acmr_core/compare.py)."""
+    if name == "ComparisonRun":
+        from .compare import ComparisonRun
+
+        return ComparisonRun
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _mixing(e) -> float | None:
+    """The epoch's kNN modality mixing: the trainer's (whole validation split) when it sends one; a trainer
+    that does not know the measure yet is measured here on the epoch's map sample."""
+    if hasattr(e, "mixing"):
+        return e.mixing
+    snap = getattr(e, "snapshot", None)
+    if snap is None or len(snap["image"]) < 2:
+        return None
+    from .metrics import knn_mixing
+
+    return knn_mixing(snap["image"], snap["text"])
+
 
 def _preimport() -> None:
     """Import in the caller's thread what the training thread imports lazily (the modality probe's
