@@ -514,7 +514,10 @@ def sweep_figure(curves: dict, key: str, title: str, ytitle: str, weights, yrang
                           mode="lines+markers", marker=dict(size=10, color=colour, symbol=symbol),
                           hover=f"%{{y:{fmt}}}"))
     if not data:
-        return _empty(title, "Press “Run sweep”: one point per weight appears as each run ends.", height)
+        return _empty(title, "Press “Run sweep”.", height)
+    # an invisible trace on every weight, so the axis shows all of them before their runs end
+    data.insert(0, dict(type="scatter", x=cats, y=[None] * len(cats), mode="markers", showlegend=False,
+                        hoverinfo="skip", marker=dict(opacity=0)))
     if ref is not None:
         data.insert(0, dict(type="scatter", x=cats, y=[ref] * len(cats), mode="lines", name=ref_name or f"{ref:g}",
                             line=dict(color=GREY, width=2, dash="dot"), hoverinfo="skip",

@@ -23,7 +23,7 @@ ss = st.session_state
 BADGES = [":blue-badge[A]", ":orange-badge[B]", ":violet-badge[C]", ":green-badge[D]"]
 STATE = {"ready": "ready", "running": "training", "paused": "paused", "stopped": "stopped", "finished": "finished",
          "failed": "failed"}
-SWEEP_MODES = {"quick": "Quick (reduced setting, about a minute)", "full": "Your settings (slower)"}
+SWEEP_MODES = {"quick": "Quick (reduced setting)", "full": "Your settings (slower)"}
 
 HELP = {
     "map": "Mean of both retrieval directions (image → text, text → image), validation split, mAP@all.",
@@ -45,9 +45,15 @@ def busy() -> bool:
     return (cmp is not None and cmp.state == "running") or (sw is not None and sw.active)
 
 
+def _maps_pending() -> bool:
+    cmp = ss.get("cmp")
+    return cmp is not None and any(r.view().umap_pending for r in cmp.runs.values())
+
+
 def _live() -> bool:
+    """Must the tab poll: a job runs, its cost is being measured, or a comparison's last maps are computed?"""
     task = ss.get("cost_task")
-    return busy() or (task is not None and not task.done)
+    return busy() or (task is not None and not task.done) or _maps_pending()
 
 
 def on_compare(spec, cfg) -> None:
@@ -93,13 +99,13 @@ def _cost_key(spec, cfg) -> str:
     return json.dumps([repr(spec), cfg.to_dict(), run_cfg.to_dict(), games], sort_keys=True, default=str)
 
 
-def cost(spec, cfg, n_variants: int) -> dict | None:
+def cost(spec, cfg, n_variants: int, is_busy: bool = False) -> dict | None:
     """Measured cost of the comparison and of the sweep for these settings (timed in a background task, once
     per settings); None while it is being measured. A failed measurement returns {"error": ...}."""
     key = _cost_key(spec, cfg)
     task = ss.get("cost_task")
     if task is None or ss.get("cost_key") != key:
-        if busy():          # timing beside a training run would measure the contention, not the work
+        if is_busy or busy():   # timing beside a training run would measure the contention, not the work
             return None
         run_cfg, games, _ = sweep_setup(cfg)
 
@@ -129,22 +135,24 @@ def _cost_text(est: dict, what: str) -> str:
 
 def tab(spec, cfg, is_busy: bool, poll: float) -> None:
     """The Compare tab (one fragment that polls while a job of this tab runs or its cost is being measured)."""
-    st.fragment(_body, run_every=poll if _live() else None)(spec, cfg, is_busy)
+    live = _live()
+    st.fragment(_body, run_every=poll if live else None)(spec, cfg, is_busy, live)
 
 
-def _body(spec, cfg, is_busy: bool) -> None:
+def _body(spec, cfg, is_busy: bool, polling: bool) -> None:
     variants = compare.default_variants(cfg) if cfg is not None else {}
-    est = cost(spec, cfg, len(variants)) if spec is not None and cfg is not None else None
+    est = cost(spec, cfg, len(variants), is_busy) if spec is not None and cfg is not None else None
     comparison_section(spec, cfg, is_busy, variants, est)
     st.divider()
     sweep_section(spec, cfg, is_busy, est)
-    # a job started or ended here, or the cost arrived: rerun the whole page once, so the controls lock or
-    # unlock and the polling starts or stops
+    # a job started or ended here, or the cost arrived, or this run started something to wait for: rerun the
+    # whole page once, so the controls lock or unlock and the polling starts or stops
     cmp, sw, task = ss.get("cmp"), ss.get("sweep"), ss.get("cost_task")
-    now = (id(cmp), cmp and cmp.state, id(sw), sw and sw.state, id(task), task is not None and task.done)
+    now = (id(cmp), cmp and cmp.state, id(sw), sw and sw.state, id(task), task is not None and task.done,
+           _maps_pending())
     last = ss.get("_cmp_last")
     ss["_cmp_last"] = now
-    if last is not None and last != now:
+    if (last is not None and last != now) or (_live() and not polling):
         st.rerun(scope="app")
 
 
@@ -181,16 +189,25 @@ def comparison_section(spec, cfg, is_busy: bool, variants: dict, est) -> None:
         elif cmp.state == "running":
             st.caption(":material/hourglass_top: The verdict appears when the no-adversary run and another have "
                        "finished.")
-    colour = st.segmented_control("Colour the maps by", ["modality", "class"], default="modality",
+    m1, m2, m3 = st.columns([1.3, 1.3, 3], vertical_alignment="bottom")
+    colour = m1.segmented_control("Colour the maps by", ["modality", "class"], default="modality",
                                   key="cmp_colour") or "modality"
+    method = m2.segmented_control("Projection", ["UMAP", "PCA"], default="UMAP", key="cmp_method",
+                                  help="UMAP keeps neighbourhoods (what kNN mixing counts); it is computed for each "
+                                       "run's last epoch when that run ends. PCA is live every epoch.") or "UMAP"
+    # one projection for every column, so the maps compare like with like
+    if method == "UMAP" and not all(v.epoch in v.umap for v in views.values()):
+        method = "PCA"
+        m3.caption(":material/hourglass_top: The UMAP maps appear when every run has ended and its map is "
+                   "computed; the live PCA maps meanwhile.")
     cols = st.columns(len(views))
     for i, (col, (label, v)) in enumerate(zip(cols, views.items())):
         with col:
-            variant_column(i, label, v, results[label], colour)
+            variant_column(i, label, v, results[label], colour, method)
     curves(views)
 
 
-def variant_column(i: int, label: str, v, r: dict, colour: str) -> None:
+def variant_column(i: int, label: str, v, r: dict, colour: str, method: str) -> None:
     st.markdown(f"##### {BADGES[i % 4]} {label}")
     st.progress(v.progress, text=f"{STATE.get(v.state, v.state)} · epoch {v.epoch}/{v.epochs}")
     with st.container():
@@ -203,7 +220,7 @@ def variant_column(i: int, label: str, v, r: dict, colour: str) -> None:
     m3, m4 = st.columns(2)
     m3.metric("Modality probe", _num(r["probe"]), border=True, help=HELP["probe"])
     m4.metric("kNN mixing", _num(r["mixing"]), border=True, help=HELP["mixing"])
-    frames = v.umap if v.umap and max(v.umap) >= max(v.pca or [0]) else v.pca
+    frames = v.umap if method == "UMAP" else v.pca
     if frames:
         e = max(frames)
         f = frames[e]
@@ -282,7 +299,6 @@ def sweep_section(spec, cfg, is_busy: bool, est) -> None:
     b2.button("Stop", icon=":material/stop:", key="btn_sweep_stop", on_click=on_sweep_stop,
               disabled=sw is None or not sw.active, width="stretch")
     if sw is None:
-        sweep_charts(None, weights)
         _explain("sweep")
         return
     v = sw.view()

@@ -182,7 +182,7 @@ def test_the_dashboards_download_bytes_parse(trained):
     assert {m.split("\t")[0] for m in meta[1:]} == {"image", "text"}
 
 
-def test_checkpoints_tab_offers_the_embedding_downloads(tmp_path, monkeypatch):
+def test_dashboard_shows_mixing_live_and_offers_the_embedding_downloads(tmp_path, monkeypatch):
     from tests.test_dashboard import open_tab, page, state, wait
 
     monkeypatch.setenv("ACMR_CHECKPOINTS_DIR", str(tmp_path / "checkpoints"))
@@ -195,6 +195,14 @@ def test_checkpoints_tab_offers_the_embedding_downloads(tmp_path, monkeypatch):
     at = page(path, epochs=1)
     at.button(key="btn_start").click().run()
     wait(at, lambda a: state(a) == "finished", what="finished")
+    # both invariance measures live on the Training tab: a card each (with a teaching tooltip) and a chart each
+    hist = at.session_state["run"].view().history
+    cards = {m.label: m for m in at.metric}
+    assert cards["kNN mixing"].value == f"{hist[-1]['mixing']:.3f}" and "10 nearest" in cards["kNN mixing"].help
+    assert cards["Modality probe"].value == f"{hist[-1]['probe']:.3f}" and "held-out" in cards["Modality probe"].help
+    import json
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "kNN modality mixing" in titles and "Modality probe" in titles
     open_tab(at, "Checkpoints")
     keys = {getattr(d, "key", None) or d.proto.id for d in at.get("download_button")}
     assert any("dl_emb_npz" in k for k in keys) and any("dl_emb_tsv" in k for k in keys), keys
