@@ -689,6 +689,7 @@ def task_status() -> None:
 def _charts_html(run) -> str:
     v = run.view()
     figs = charts.training_figures(v)
+    figs["mixing"] = charts.mixing_figure(v)
     for label, frames in (("PCA", v.pca), ("UMAP", v.umap)):
         if frames:
             e = max(frames)
