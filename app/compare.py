@@ -272,9 +272,9 @@ def sweep_section(spec, cfg, is_busy: bool, est) -> None:
     c1, c2 = st.columns([2.2, 2], vertical_alignment="bottom")
     c1.segmented_control("Sweep setting", list(SWEEP_MODES), format_func=SWEEP_MODES.get, default="quick",
                          key="sweep_mode", disabled=is_busy,
-                         help="Quick: fewer epochs and narrower projectors, so five runs finish in about a minute "
-                              "here (the page says exactly what it reduced). Your settings: exactly the settings on "
-                              "the left, one run per weight.")
+                         help="Quick: fewer epochs of narrower projectors at a larger learning rate, so five runs "
+                              "take about a minute on an idle machine (the line below says exactly what it changed). "
+                              "Your settings: exactly the settings on the left, one run per weight.")
     chosen = compare.game_of(cfg)
     if chosen is not None and chosen != "paper" and "paper" in compare.games():
         c2.toggle("Also sweep the paper's game", key="sweep_paper", disabled=is_busy,
@@ -313,12 +313,16 @@ def sweep_section(spec, cfg, is_busy: bool, est) -> None:
     if v.points:
         with st.expander("The numbers"):
             st.dataframe(sweep_table(v.points), hide_index=True)
-    lines = [sweep.summary(v.points, g, compare.adversary_label(g)) for g in (v.games or [None])]
+    lines = [sweep.summary(v.points, g, _adversary_name(g)) for g in (v.games or [None])]
     lines = [x for x in lines if x]
     with st.container():
         if lines:
             st.info("\n\n".join(lines), icon=":material/insights:")
     _explain("sweep")
+
+
+def _adversary_name(game: str | None) -> str:
+    return "the adversary" if game is None else "the paper's adversary" if game == "paper" else f"the {game} adversary"
 
 
 def sweep_charts(v, weights) -> None:
@@ -340,7 +344,8 @@ def _explain(key: str) -> None:
 
 def sweep_table(points: list[dict]) -> list[dict]:
     """Rows of a table of the sweep's numbers."""
-    return [{"game": p["game"] or "", "weight": p["weight"], "mixing": round(p["mixing"], 3),
-             "probe": round(p["probe"], 3), "mAP": round(p["map"], 3),
-             "D accuracy": None if p["disc_acc"] is None or not np.isfinite(p["disc_acc"]) else round(p["disc_acc"], 3)}
-            for p in points]
+    games = any(p["game"] for p in points)
+    return [{**({"game": p["game"] or "none"} if games else {}), "weight": p["weight"],
+             "mixing": round(p["mixing"], 3), "probe": round(p["probe"], 3), "mAP": round(p["map"], 3),
+             "D accuracy": "no D" if p["disc_acc"] is None or not np.isfinite(p["disc_acc"])
+             else f"{p['disc_acc']:.0%}"} for p in points]

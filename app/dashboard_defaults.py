@@ -106,8 +106,9 @@ maps are written from these runs' own numbers.""",
 kNN mixing (1 = mixed), the modality probe (0.5 = a straight line cannot tell image from text) and mAP. **How to
 read it:** the knob a teacher turns should move the space the right way: mixing up and the probe down as the
 weight grows, with mAP flat. If mixing *falls* as the weight grows, the adversary is winning its game against D
-by segregating images and texts locally. The quick setting trains fewer epochs with narrower projectors so the
-sweep fits in about a minute; its mAP is lower than a full run's, and its trends are what to look at.""",
+by segregating images and texts locally. The quick setting trains fewer epochs of narrower projectors at a
+larger learning rate (the line under the cost says exactly what it changed), so a sweep costs minutes, not a
+quarter of an hour; its numbers are not a full run's, its trends are what to look at.""",
 }
 
 

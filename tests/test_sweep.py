@@ -49,9 +49,10 @@ def test_reduced_dataset_keeps_the_validation_split_and_caps_training():
 def test_quick_config_says_what_it_reduced():
     cfg = ACMRConfig(epochs=10)
     q = sweep.quick_config(cfg)
-    assert q.epochs == 5 and q.image_layers == [512] and q.text_layers == [256]
+    assert q.epochs == 5 and q.image_layers == [512] and q.text_layers == [256] and q.lr == pytest.approx(3 * cfg.lr)
     text = sweep.reduction_text(cfg, q)
     assert "5 epochs instead of 10" in text and "512 (image) / 256 (text) instead of 2000 / 500" in text
+    assert "learning rate 3e-04 instead of 1e-04" in text
     small = tiny(epochs=3)
     assert sweep.quick_config(small) == small and sweep.reduction_text(small, small) == ""
 
