@@ -11,7 +11,7 @@ does not fit, NaN loss, an exception inside training) ends the run as "failed" w
 kills the process.
 
 `REGISTRY` holds the runs of this process by id (not a browser session's state): every viewer of a page
-attaches to the same object. `ComparisonRun` trains two runs with and without the adversarial loss.
+attaches to the same object. Comparisons of several variants live in compare.py.
 Nothing here imports a UI library.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .recorder import ACTIVE, DONE, Recorder, RunView, wall_elapsed
 from .runs import RunDir, new_run_id
 from .training import EpochEvent, StatusEvent
 
-__all__ = ["ACTIVE", "DONE", "REGISTRY", "ComparisonRun", "RunView", "TrainingRun", "default_umap_epochs"]
+__all__ = ["ACTIVE", "DONE", "REGISTRY", "RunView", "TrainingRun", "default_umap_epochs"]
 _counter = itertools.count(1)
 
 
@@ -303,55 +303,6 @@ class Registry:
 
 
 REGISTRY = Registry()
-
-
-class ComparisonRun:
-    """The same seed and config trained twice, with and without the adversarial loss, one after the other."""
-
-    LABELS = ("with adversarial loss", "without adversarial loss")
-
-    def __init__(self, dataset: CrossModalDataset | Callable[[], CrossModalDataset], config: ACMRConfig | None = None,
-                 **run_kwargs):
-        cfg = (config or ACMRConfig()).validate()
-        self.runs = {
-            self.LABELS[0]: TrainingRun(dataset, cfg.replace(use_adversarial=True), name="with L_adv", **run_kwargs),
-            self.LABELS[1]: TrainingRun(dataset, cfg.replace(use_adversarial=False), name="without L_adv", **run_kwargs),
-        }
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "ComparisonRun":
-        self._thread = threading.Thread(target=self._run, daemon=True, name="acmr-comparison")
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        for run in self.runs.values():
-            if self._stop.is_set():
-                run.stop()
-                continue
-            run.start()
-            run.join()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for run in self.runs.values():
-            run.stop()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for every run to end; True if they have."""
-        return _join(self._thread, timeout)
-
-    @property
-    def state(self) -> str:
-        states = [r.state for r in self.runs.values()]
-        if any(s in ACTIVE for s in states) or (self._thread is not None and self._thread.is_alive()):
-            return "running"
-        if all(s == "ready" for s in states):
-            return "ready"
-        if any(s == "failed" for s in states):
-            return "failed"
-        return "finished" if all(s == "finished" for s in states) else "stopped"
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

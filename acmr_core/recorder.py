@@ -69,7 +69,8 @@ def record(e) -> dict:
                 "disc_acc": float(e.disc_acc), "grl": float(e.grl)}
     if isinstance(e, EpochEvent):
         return {"kind": "epoch", "epoch": e.epoch, "val_img2txt": e.val["img2txt"], "val_txt2img": e.val["txt2img"],
-                "val_avg": e.val["avg"], "probe": e.probe, "gap": e.gap, "seconds": e.seconds, "elapsed": e.elapsed,
+                "val_avg": e.val["avg"], "probe": e.probe, "mixing": getattr(e, "mixing", None), "gap": e.gap,
+                "seconds": e.seconds, "elapsed": e.elapsed,
                 "best_epoch": e.best_epoch, **{f"loss_{k}": v for k, v in e.losses.items()}, "disc_acc": e.disc_acc}
     if isinstance(e, StatusEvent):
         return {"kind": "status", "state": e.state, "message": e.message}

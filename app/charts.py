@@ -468,3 +468,85 @@ HOVER_SCRIPT = """<script>
   setInterval(function () { document.querySelectorAll(".js-plotly-plot").forEach(hook); }, 400);
 })();
 </script>"""
+
+
+# --- invariance, variants and the adversary-weight sweep (issue 9) ------------------------------------------
+
+def mixing_figure(view) -> go.Figure:
+    """kNN modality mixing per epoch: 1 = each point's neighbours are as often texts as images, 0 = segregated."""
+    title = "kNN modality mixing"
+    e, y = _hist(view, "mixing")
+    if not len(e):
+        return _empty(title, "Share of each point's 10 nearest neighbours from the other modality, ×2, per epoch.")
+    data = [_ref_line(1.0, "1 = mixed", max(1, view.epochs)),
+            _line(e, y, "mixing", PURPLE, 3, mode="lines+markers", marker=dict(size=7, color=PURPLE),
+                  hover="mixing %{y:.3f}")]
+    return _fig(data, _layout(title, xaxis=_epoch_axis(view, 0.3), yaxis=_axis("mixing (0 – 1)", [0, 1.08])))
+
+
+def variant_style(label: str, i: int) -> tuple[str, str, str]:
+    """(colour, dash, marker) of a variant: no adversary is always orange and dashed, the paper's game purple."""
+    low = label.lower()
+    if "no adversary" in low or "without" in low:
+        return ORANGE, "dash", "square"
+    if "paper" in low:
+        return PURPLE, "dot", "diamond"
+    return [BLACK, GREEN, SKY][i % 3], "solid", "circle"
+
+
+def variant_curves(series: dict, title: str, ytitle: str, yrange=None, ref: float | None = None,
+                   ref_name: str | None = None, x_max: float = 1, empty: str = "Press “Run comparison”.",
+                   fmt: str = ".3f", height: int = 330) -> go.Figure:
+    """One line per variant: series = {label: (epochs, values)}."""
+    data, any_points = [], False
+    for i, (label, (x, y)) in enumerate(series.items()):
+        if not len(x):
+            continue
+        any_points = True
+        colour, dash, symbol = variant_style(label, i)
+        data.append(_line(list(x), list(y), label, colour, 3, dash, mode="lines+markers",
+                          marker=dict(size=7, color=colour, symbol=symbol), hover=f"%{{y:{fmt}}}"))
+        x_max = max(x_max, max(x))
+    if not any_points:
+        return _empty(title, empty, height)
+    if ref is not None:
+        data.insert(0, _ref_line(ref, ref_name or f"{ref:g}", x_max, dash="dot") | {"showlegend": bool(ref_name)})
+    layout = _layout(title, height, xaxis=_axis("epoch", [-0.3, x_max + 0.3]), yaxis=_axis(ytitle, yrange),
+                     margin=dict(l=60, r=20, t=50, b=95))
+    layout["legend"] = dict(orientation="h", yanchor="top", y=-0.28, xanchor="left", x=0, font=dict(size=13))
+    return _fig(data, layout)
+
+
+def weight_label(w: float) -> str:
+    return "0 (none)" if w == 0 else f"{w:g}"
+
+
+def sweep_figure(curves: dict, key: str, title: str, ytitle: str, weights, yrange=None, ref: float | None = None,
+                 ref_name: str | None = None, fmt: str = ".3f", height: int = 340) -> go.Figure:
+    """A measure against the adversary's weight: curves = {label: [point dicts with weight and `key`]}.
+    The weights sit evenly on the x axis (they span 0 to 3 and more, so a linear axis would crowd them)."""
+    cats = [weight_label(w) for w in weights]
+    data = []
+    for i, (label, pts) in enumerate(curves.items()):
+        pts = [p for p in pts if p.get(key) is not None]
+        if not pts:
+            continue
+        colour, dash, symbol = variant_style(label, i)
+        data.append(_line([weight_label(p["weight"]) for p in pts], [p[key] for p in pts], label, colour, 3, dash,
+                          mode="lines+markers", marker=dict(size=10, color=colour, symbol=symbol),
+                          hover=f"%{{y:{fmt}}}"))
+    if not data:
+        return _empty(title, "Press “Run sweep”.", height)
+    # an invisible trace on every weight, so the axis shows all of them before their runs end
+    data.insert(0, dict(type="scatter", x=cats, y=[None] * len(cats), mode="markers", showlegend=False,
+                        hoverinfo="skip", marker=dict(opacity=0)))
+    if ref is not None:
+        data.insert(0, dict(type="scatter", x=cats, y=[ref] * len(cats), mode="lines", name=ref_name or f"{ref:g}",
+                            line=dict(color=GREY, width=2, dash="dot"), hoverinfo="skip",
+                            showlegend=bool(ref_name)))
+    layout = _layout(title, height, hovermode="x unified",
+                     xaxis=_axis("adversary weight (γ maximum)", type="category", categoryorder="array",
+                                 categoryarray=cats),
+                     yaxis=_axis(ytitle, yrange), margin=dict(l=60, r=20, t=50, b=95))
+    layout["legend"] = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0, font=dict(size=13))
+    return _fig(data, layout)

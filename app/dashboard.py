@@ -26,10 +26,10 @@ import streamlit as st  # noqa: E402
 
 from acmr_core import maps  # noqa: E402
 from acmr_core.config import ACMRConfig, ConfigError  # noqa: E402
-from acmr_core.live import ACTIVE, DONE, REGISTRY, ComparisonRun, TrainingRun, default_umap_epochs  # noqa: E402
+from acmr_core.live import ACTIVE, DONE, REGISTRY, TrainingRun, default_umap_epochs  # noqa: E402
 from acmr_core.recorder import StoredRun  # noqa: E402
 from acmr_core.runs import find_run, list_runs, runs_root  # noqa: E402
-from app import charts, services, wording  # noqa: E402
+from app import charts, compare, embedding_export, services, wording  # noqa: E402
 from app.dashboard_defaults import DEFAULTS, DEMO_EPOCHS, DEMO_PATIENCE, EXPLAIN, FIELD_GROUPS, TABS  # noqa: E402
 
 CARD_H = 118
@@ -161,9 +161,8 @@ def is_live(run) -> bool:
 
 
 def is_busy() -> bool:
-    """Is this page's own work running (the shown run, trained here; or a comparison)? Settings lock then."""
-    run, cmp = shown(), ss.cmp
-    return controllable(run) or (cmp is not None and cmp.state == "running")
+    """Is this page's own work running (the shown run, trained here; or a comparison or sweep)? Settings lock then."""
+    return controllable(shown()) or compare.busy()
 
 
 # --- sidebar -----------------------------------------------------------------------------------------------
@@ -437,10 +436,10 @@ def _owner_pid(run) -> str:
 
 def metric_cards(v) -> None:
     h = v.history
-    cols = st.columns(6)
+    cols = st.columns(7)
     if not h:
-        for c, label in zip(cols, ["mAP avg (val)", "Image → Text", "Text → Image", "Modality probe", "Modality gap",
-                                   "D accuracy"]):
+        for c, label in zip(cols, ["mAP avg (val)", "Image → Text", "Text → Image", "Modality probe", "kNN mixing",
+                                   "Modality gap", "D accuracy"]):
             c.metric(label, "–", border=True, height=CARD_H)
         return
     first, last = h[0], h[-1]
@@ -458,17 +457,18 @@ def metric_cards(v) -> None:
     card(cols[0], "mAP avg (val)", "val_avg", help_="Mean of both retrieval directions, validation split, mAP@all.")
     card(cols[1], "Image → Text", "val_img2txt")
     card(cols[2], "Text → Image", "val_txt2img")
-    card(cols[3], "Modality probe", "probe", better_up=False,
-         help_="Balanced accuracy of a fresh image-vs-text classifier: 0.5 = modality-invariant.")
-    card(cols[4], "Modality gap", "gap", better_up=False, help_="Distance between the image and text centroids.")
+    card(cols[3], "Modality probe", "probe", better_up=False, help_=compare.HELP["probe"])
+    card(cols[4], "kNN mixing", "mixing", help_=compare.HELP["mixing"])
+    card(cols[5], "Modality gap", "gap", better_up=False, help_="Distance between the image and text centroids.")
     acc = v.steps["disc_acc"]
     per_epoch = max(1, v.steps_per_epoch)
     import numpy as np
 
     recent = acc[-per_epoch:]
     recent = recent[np.isfinite(recent)]
-    cols[5].metric("D accuracy", f"{recent.mean():.0%}" if len(recent) else "–", border=True,
-                   help="The modality classifier's accuracy over the last epoch's steps: 50% = fooled.",
+    cols[6].metric("D accuracy", f"{recent.mean():.0%}" if len(recent) else "–", border=True,
+                   help="The modality classifier's accuracy over the last epoch's steps: 50% = fooled. A fooled D "
+                        "does not mean mixed modalities: compare with kNN mixing.",
                    height=CARD_H)
 
 
@@ -492,10 +492,11 @@ def training_tab() -> None:
     v = run.view()
     figs = {"losses": charts.loss_figure(v), "modality_classifier": charts.disc_figure(v), "grl": charts.grl_figure(v)}
     epoch_key = (v.run_id, len(v.history), v.best_epoch)      # these change once per epoch: build them once
-    for name, build in (("map", charts.map_figure_epochs), ("probe", charts.probe_figure), ("gap", charts.gap_figure)):
+    for name, build in (("map", charts.map_figure_epochs), ("probe", charts.probe_figure), ("gap", charts.gap_figure),
+                        ("mixing", charts.mixing_figure)):
         figs[name] = _cached_figure(name, epoch_key, lambda b=build: b(v))
     _chart(figs, "losses")
-    for row in (("modality_classifier", "map"), ("probe", "gap", "grl")):
+    for row in (("modality_classifier", "map"), ("probe", "mixing"), ("gap", "grl")):
         for column, name in zip(st.columns(len(row)), row):
             with column:
                 _chart(figs, name)
@@ -708,75 +709,6 @@ def selected_items(run) -> None:
             st.caption(f"**{cname}** · #{row}" + (f"<br>{cap}" if cap else ""), unsafe_allow_html=True)
 
 
-# --- the compare tab -------------------------------------------------------------------------------------
-
-def on_compare(spec, cfg) -> None:
-    if is_busy():
-        return
-    ss.cmp = ComparisonRun(spec.load, cfg, dataset_label=spec.label, umap_epochs=[0, cfg.epochs])
-    for r in ss.cmp.runs.values():
-        services.track(r)
-    ss.cmp.start()
-
-
-def on_compare_stop() -> None:
-    if ss.cmp is not None:
-        ss.cmp.stop()
-
-
-def compare_tab(spec, cfg, busy: bool) -> None:
-    st.markdown("#### Does the adversarial loss matter? Same seed, same data, with and without it.")
-    c1, c2, _ = st.columns([1.6, 1, 3])
-    c1.button("Run comparison", icon=":material/play_arrow:", type="primary", key="btn_compare", on_click=on_compare,
-              args=(spec, cfg),
-              disabled=busy or spec is None or cfg is None, width="stretch",
-              help="Trains twice with the settings on the left (adversarial loss on, then off), one after the other.")
-    cmp = ss.cmp
-    c2.button("Stop", icon=":material/stop:", key="btn_compare_stop", on_click=on_compare_stop,
-              disabled=cmp is None or cmp.state != "running", width="stretch")
-    explain("compare")
-    if cmp is None:
-        return
-    views = {label: r.view() for label, r in cmp.runs.items()}
-    cols = st.columns(2)
-    for col, (label, v) in zip(cols, views.items()):
-        with col:
-            st.markdown(f"##### {':blue-badge[A]' if 'with ' in label else ':orange-badge[B]'} {label}")
-            last = v.last
-            st.progress(v.progress, text=f"{STATE_BADGE.get(v.state, v.state)} · epoch {v.epoch}/{v.epochs}")
-            with st.container():
-                if v.error:
-                    st.error(v.error)
-            m1, m2, m3 = st.columns(3)
-            m1.metric("mAP avg (val)", f"{last['val_avg']:.3f}" if last else "–", border=True)
-            m2.metric("Modality probe", f"{last['probe']:.3f}" if last and last.get("probe") is not None else "–",
-                      border=True)
-            m3.metric("Modality gap", f"{last['gap']:.3f}" if last else "–", border=True)
-            frames = v.umap if v.umap else v.pca
-            if frames:
-                e = max(frames)
-                f = frames[e]
-                ranges = charts.axis_range([f])
-                for colour in ("modality", "class"):
-                    st.plotly_chart(charts.embedding_map(f, colour, v.class_names, ranges=ranges, height=420,
-                                                         marker_size=6,
-                                                         title=f"{f.method.upper()}, epoch {e}: by {colour}"),
-                                    config=charts.MAP_CONFIG, key=f"fig_cmp_{'a' if 'with ' in label else 'b'}_{colour}")
-    d1, d2, d3 = st.columns(3)
-    d1.plotly_chart(charts.comparison_curves(views, "val_avg", "Validation mAP (avg)", "mAP"), key="fig_cmp_map",
-                    config=charts.PLOT_CONFIG)
-    d2.plotly_chart(charts.comparison_curves(views, "probe", "Modality probe (0.5 = mixed)", "balanced accuracy",
-                                             yrange=[0.4, 1.05], ref=0.5), key="fig_cmp_probe", config=charts.PLOT_CONFIG)
-    d3.plotly_chart(charts.comparison_curves(views, "gap", "Modality gap", "centroid distance"), key="fig_cmp_gap",
-                    config=charts.PLOT_CONFIG)
-    # a change of state (started from this fragment's button, or finished): rerun the whole page once, so the
-    # controls lock or unlock and the polling starts or stops
-    last = ss.get("_cmp_last")
-    ss["_cmp_last"] = (id(cmp), cmp.state)
-    if last is not None and last != (id(cmp), cmp.state) or (last is None and cmp.state == "running"):
-        st.rerun(scope="app")
-
-
 # --- the search tab --------------------------------------------------------------------------------------
 
 def search_status() -> None:
@@ -870,6 +802,7 @@ def checkpoints_tab(busy: bool) -> None:
                                file_name=f"{Path(last).name if last else 'checkpoint'}.zip", mime="application/zip",
                                key="dl_ckpt", disabled=last is None, **dl,
                                help="The last checkpoint saved from this run (save one first).")
+            embedding_export.downloads(run, v)
     task = ss.task
     if task is not None and task.done and not task.error and task.result:
         st.markdown(f"##### Training history of `{_rel(task.result['path'])}`")
@@ -903,6 +836,7 @@ def task_status() -> None:
 def _charts_html(run) -> str:
     v = run.view()
     figs = charts.training_figures(v)
+    figs["mixing"] = charts.mixing_figure(v)
     for label, frames in (("PCA", v.pca), ("UMAP", v.umap)):
         if frames:
             e = max(frames)
@@ -952,9 +886,7 @@ def main() -> None:
             st.fragment(maps_tab, run_every=POLL if live else None)()
     with tabs[2]:
         if tabs[2].open:
-            cmp = ss.cmp
-            st.fragment(compare_tab, run_every=POLL if cmp is not None and cmp.state == "running" else None)(
-                spec, cfg, busy)
+            compare.tab(spec, cfg, busy, POLL)
     with tabs[3]:
         if tabs[3].open:
             search_tab(live)

@@ -10,7 +10,7 @@ from acmr_core import maps
 from acmr_core.config import ACMRConfig
 from acmr_core.dataset_cache import DatasetCache
 from acmr_core.export import history_csv
-from acmr_core.live import ComparisonRun, TrainingRun, default_umap_epochs
+from acmr_core.live import TrainingRun, default_umap_epochs
 from acmr_core.pipeline import unique_folder
 
 
@@ -230,15 +230,6 @@ def test_training_run_nan_loss_fails_cleanly(synthetic):
     assert run.join(60)
     v = run.view()
     assert v.state == "failed" and v.error and "loss" in v.error
-
-
-def test_comparison_run_trains_with_and_without_adversarial(synthetic):
-    cmp = ComparisonRun(synthetic, small_config(epochs=2), umap_epochs=[]).start()
-    assert cmp.join(180)
-    assert cmp.state == "finished"
-    a, b = cmp.runs.values()
-    assert a.config.use_adversarial and not b.config.use_adversarial and a.config.seed == b.config.seed
-    assert np.isnan(b.view().steps["disc_acc"]).all() and np.isfinite(a.view().steps["disc_acc"]).all()
 
 
 def test_dataset_cache_loads_once_and_does_not_cache_failures(tmp_path):
