@@ -193,6 +193,14 @@ def check_split_sizes(ds: CrossModalDataset, split: np.ndarray | None = None, mi
                             f"needed to train and measure a model; {hint}")
 
 
+def training_split(ds: CrossModalDataset, val_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """The split a training run uses: the dataset's own, with a validation part carved from the training split
+    when it has none (deterministic under `seed`). The dataset itself is left as it is."""
+    if (ds.split == "val").any():
+        return ds.split
+    return carve_validation(ds.split, ds.labels, val_fraction, seed)
+
+
 def carve_validation(split: np.ndarray, labels: np.ndarray, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
     """Move a stratified `fraction` of the training items into a "val" split (deterministic under `seed`).
 

@@ -20,11 +20,17 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 
 
-def split_embeddings(model, dataset, split: str) -> dict:
-    """{"image": (n, m), "text": (n, m), "labels": (n,) or (n, c), "captions": list[str] | None} of `split`."""
+def split_embeddings(model, dataset, split: str, config=None) -> dict:
+    """{"image": (n, m), "text": (n, m), "labels": (n,) or (n, c), "captions": list[str] | None} of `split`.
+
+    With the run's `config`, "val" is the validation part that run carved from the training split (and "train"
+    the rest), as the trainer saw them; without it, the dataset's own split."""
+    from .data import training_split
+
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    idx = dataset.indices(split)
+    assignment = training_split(dataset, config.val_fraction, config.seed) if config is not None else dataset.split
+    idx = np.flatnonzero(assignment == split)
     if not len(idx):
         raise ValueError(f"the dataset has no '{split}' pairs")
     caps = getattr(dataset, "captions", None)

@@ -77,9 +77,11 @@ def run_config(config: ACMRConfig, weight: float, epochs: int | None = None, gam
     return config.replace(**changes)
 
 
-def measure(model, ds: CrossModalDataset) -> dict:
-    """Validation mAP, held-out probe (fitted on the training embeddings) and kNN mixing of a model."""
-    tr, va = ds.indices("train"), ds.indices("val")
+def measure(model, ds: CrossModalDataset, split: np.ndarray | None = None) -> dict:
+    """Validation mAP, held-out probe (fitted on the training embeddings) and kNN mixing of a model.
+    `split` is the trainer's own split (with its carved validation part); default: the dataset's."""
+    split = ds.split if split is None else split
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     img_v, txt_v = model.embed(ds.image_features[va], "image"), model.embed(ds.text_features[va], "text")
     img_t, txt_t = model.embed(ds.image_features[tr], "image"), model.embed(ds.text_features[tr], "text")
     return {"map": retrieval_scores(img_v, txt_v, ds.labels[va])["avg"],
@@ -121,13 +123,13 @@ def estimate(ds: CrossModalDataset, config: ACMRConfig, weights=WEIGHTS, games: 
         tr.train_step(v, t, y, 0.1, s + 1)
     step = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()                            # what the trainer does after each epoch, roughly
-    va = small.indices("val")
+    va = np.flatnonzero(tr.split == "val")
     img, txt = tr.model.embed(small.image_features[va], "image"), tr.model.embed(small.text_features[va], "text")
     retrieval_scores(img, txt, small.labels[va])
     knn_mixing(img, txt)
     evaluation = time.perf_counter() - t0
     t0 = time.perf_counter()
-    measure(tr.model, small)
+    measure(tr.model, small, tr.split)
     final = time.perf_counter() - t0
     runs = len(plan(weights, games))
     per_epoch = step * per_epoch_steps + evaluation
@@ -216,7 +218,7 @@ class Sweep:
 
     # --- the worker ----------------------------------------------------------------------------------------
     def _run(self) -> None:
-        from .live import _preimport, friendly_error
+        from .live import _preimport
         from .training import Trainer
 
         try:
@@ -243,7 +245,7 @@ class Sweep:
                     raise RuntimeError(result.error)
                 if self._stop.is_set():
                     break
-                m = measure(result.model, tr.ds)
+                m = measure(result.model, tr.ds, tr.split)
                 last = [a for e, a in accs if e == max(e for e, _ in accs)] if accs else []
                 point = {"game": game, "weight": weight, **m,
                          "disc_acc": float(np.mean(last)) if last else None,
@@ -258,7 +260,7 @@ class Sweep:
                                 else f"stopped after {len(self._points)} of {len(self.plan)} runs")
         except Exception as e:  # noqa: BLE001 - the page shows it; the process stays up
             with self._lock:
-                self.state, self.error = "failed", friendly_error(e)
+                self.state, self.error = "failed", f"{type(e).__name__}: {e}"
                 self.message = self.error
         finally:
             with self._lock:

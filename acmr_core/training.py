@@ -23,7 +23,7 @@ import torch
 
 from . import losses as L
 from .config import ACMRConfig
-from .data import CrossModalDataset, carve_validation, check_split_sizes
+from .data import CrossModalDataset, check_split_sizes, training_split
 from .metrics import modality_gap, modality_probe, retrieval_scores
 from .model import ACMR, grad_reverse, grl_weight, pick_device
 
@@ -98,9 +98,7 @@ class Trainer:
         self.device = pick_device(self.cfg.device)
         if self.device.type == "cpu" and self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)  # more threads only spin on matrices this small
-        split = dataset.split     # the trainer's own split: the caller's dataset is left as it is
-        if not (split == "val").any():
-            split = carve_validation(split, dataset.labels, self.cfg.val_fraction, self.cfg.seed)
+        split = training_split(dataset, self.cfg.val_fraction, self.cfg.seed)   # the caller's dataset is left alone
         check_split_sizes(dataset, split)  # a clear DataError, not a failure deep inside the probe or the ranking
         self.split = split
         self.train_idx = np.flatnonzero(split == "train")

@@ -15,7 +15,7 @@ SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
 def _embeddings(run, split: str) -> dict:
-    return export.split_embeddings(run.model(), run.dataset, split)
+    return export.split_embeddings(run.model(), run.dataset, split, run.config)
 
 
 def npz_bytes(run, split: str) -> bytes:

@@ -163,8 +163,10 @@ def test_split_embeddings_and_both_file_formats(trained, tmp_path):
 def test_the_dashboards_download_bytes_parse(trained):
     from app import embedding_export
 
+    from acmr_core.data import training_split
+
     run = trained
-    n = int((run.dataset.split == "val").sum())
+    n = int((training_split(run.dataset, run.config.val_fraction, run.config.seed) == "val").sum())
     with np.load(io.BytesIO(embedding_export.npz_bytes(run, "val"))) as z:
         assert z["image"].shape == (n, 8) and z["text"].shape == (n, 8) and len(z["labels"]) == n
     with zipfile.ZipFile(io.BytesIO(embedding_export.projector_zip(run, "val"))) as z:
@@ -190,7 +192,9 @@ def test_dashboard_shows_mixing_live_and_offers_the_embedding_downloads(tmp_path
     at.button(key="btn_start").click().run()
     wait(at, lambda a: state(a) == "finished", what="finished")
     # both invariance measures live on the Training tab: a card each (with a teaching tooltip) and a chart each
-    hist = at.session_state["run"].view().history
+    from acmr_core.live import REGISTRY
+
+    hist = REGISTRY.get(at.session_state["run_id"]).view().history
     cards = {m.label: m for m in at.metric}
     assert cards["kNN mixing"].value == f"{hist[-1]['mixing']:.3f}" and "10 nearest" in cards["kNN mixing"].help
     assert cards["Modality probe"].value == f"{hist[-1]['probe']:.3f}" and "held-out" in cards["Modality probe"].help

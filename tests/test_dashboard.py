@@ -221,7 +221,7 @@ def test_save_and_load_checkpoint(features_file, tmp_path):
     # downloads exist
     labels = [d.proto.label for d in at.get("download_button")]
     assert labels == ["Metrics per epoch (CSV)", "Losses per step (CSV)", "All charts (interactive HTML, works offline)",
-                      "Current checkpoint (zip)"], labels
+                      "Current checkpoint (zip)", "Embeddings (.npz)", "Embedding Projector (TSV zip)"], labels
     # load the first one back
     at.selectbox(key="ckpt_pick").select(str(saved[0].parent)).run()
     at.button(key="btn_load").click().run()
