@@ -66,7 +66,7 @@ def test_two_photos_of_a_cat_are_closer_than_a_cat_and_coffee():
 def test_features_are_cached_by_encoder_identity(tmp_path, monkeypatch):
     from skimage import data
 
-    pixels = np.stack([np.asarray(Image.fromarray(data.chelsea()).resize((64, 64))), np.asarray(Image.fromarray(data.coffee()).resize((64, 64)))])
+    pixels = np.stack([np.asarray(Image.fromarray(getattr(data, n)()).resize((64, 64))) for n in ("chelsea", "coffee")])
     images = ImageArray(pixels)
     enc = make_encoder("efficientnet_lite0")
     assert "weights" in enc.identity()
