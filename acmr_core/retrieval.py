@@ -443,7 +443,8 @@ class SearchIndex:
             shown = text if len(text) <= 80 else text[:77] + "..."
             raise QueryError(f"None of the words in '{shown}' is known to the text encoder "
                              f"(it learnt its vocabulary from the training captions).{hint}")
-        unknown = _unknown_words(self._text_vocab, text)
+        own = getattr(enc, "unknown_words", None)  # tfidf knows its own analyzer (words, or characters)
+        unknown = own(text) if callable(own) else _unknown_words(self._text_vocab, text)
         if unknown:
             notes.append(f"Words the text encoder does not know were ignored: {', '.join(unknown[:12])}"
                          f"{' ...' if len(unknown) > 12 else ''}.")
