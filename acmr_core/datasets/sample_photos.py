@@ -12,9 +12,16 @@ the same loader a user's own photos do.
   inside a template with random time / place / style words, so that the same subject appears in many
   different runs of characters.
 
-The split is stratified per subject; test crops come from the same source photos as training crops (there
-are only 29 photos), so this measures recognising a subject across crops, flips, colours and wordings,
-not generalising to unseen photos. Deterministic under `seed`.
+Two ways to choose the test split (`holdout`):
+
+  "photo"  (default) subjects with several source photos keep their last photo out of training: all test
+           items are crops of a photo never seen in training (subjects with a single photo,
+           such as the cat of `chelsea`, only train, as distractors). This measures generalising to a new photo.
+  "crop"   a stratified `test_fraction` of every subject's crops: test crops come from the same source photos
+           as training crops, so this mostly measures recognising a photo across crops and colours (easy).
+
+A fraction `vague` of the captions names no subject at all ("a blurry photo taken this morning"), as real
+captions sometimes do. Deterministic under `seed`.
 """
 from __future__ import annotations
 
@@ -47,6 +54,8 @@ SUBJECTS = {
 ZH_TIME = ["早上", "傍晚", "昨天", "夜里", "中午", "周末", "去年夏天", "今天"]
 ZH_PLACE = ["在家里", "在路上", "在实验室", "在公园", "在办公室", "在博物馆", "在窗边", ""]
 ZH_STYLE = ["清晰的", "模糊的", "有点暗的", "很亮的", "彩色的", "放大的", "倾斜的", "普通的"]
+ZH_VAGUE = ["{t}{p}拍的{s}照片", "一张{s}图片", "{t}随手拍的", "这张照片是{t}拍的"]
+JA_VAGUE = ["{t}{p}撮った{s}写真", "{s}画像", "{t}なんとなく撮った", "この写真は{t}撮影した"]
 ZH_TEMPLATES = ["{t}{p}拍的{s}{x}照片", "这是一张{s}{x}图片", "{t}拍到了{x}", "图片里能看到{x}{p}", "一张{s}{x}特写",
                 "我{t}{p}看到的{x}", "{x}的照片{p}{t}拍摄"]
 JA_TIME = ["朝", "夕方", "昨日", "夜", "昼", "週末", "去年の夏", "今日"]
@@ -99,35 +108,46 @@ def augment(photo: Image.Image, rng: np.random.Generator, size: int) -> Image.Im
     return im
 
 
-def caption(subject: str, lang: str, rng: np.random.Generator) -> str:
-    """A generated caption naming `subject` in Chinese ('zh') or Japanese ('ja')."""
+def caption(subject: str, lang: str, rng: np.random.Generator, vague: bool = False) -> str:
+    """A generated caption naming `subject` (unless `vague`) in Chinese ('zh') or Japanese ('ja')."""
     _, zh, ja = SUBJECTS[subject]
     names, times, places, styles, templates = ((zh, ZH_TIME, ZH_PLACE, ZH_STYLE, ZH_TEMPLATES) if lang == "zh"
                                               else (ja, JA_TIME, JA_PLACE, JA_STYLE, JA_TEMPLATES))
+    if vague:
+        templates = ZH_VAGUE if lang == "zh" else JA_VAGUE
     pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
     end = "。" if rng.random() < 0.5 else ""
     return pick(templates).format(t=pick(times), p=pick(places), s=pick(styles), x=pick(names)) + end
 
 
-def write_photo_folder(root: str | Path, per_photo: int = 40, size: int = 256, test_fraction: float = 0.25,
-                       subjects: list[str] | None = None, languages=("zh", "ja"), seed: int = 0) -> Path:
+def write_photo_folder(root: str | Path, per_photo: int = 40, size: int = 256, holdout: str = "photo",
+                       test_fraction: float = 0.25, vague: float = 0.15, subjects: list[str] | None = None,
+                       languages=("zh", "ja"), seed: int = 0) -> Path:
     """Write `per_photo` augmented pairs of every photo of `subjects` (default: all 14) into `root`.
 
-    Returns the CSV's path. Each class gets a stratified `test_fraction` of its pairs as test."""
+    Returns the CSV's path. `holdout` and `vague` are explained in the module doc."""
+    if holdout not in ("photo", "crop"):
+        raise ValueError(f"holdout must be 'photo' or 'crop', got {holdout!r}")
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = []
     for subject in subjects or list(SUBJECTS):
+        photos = SUBJECTS[subject][0]
         items = []
-        for name in SUBJECTS[subject][0]:
+        for name in photos:
             photo = _photo(name)
             for j in range(per_photo):
                 rel = f"images/{subject}_{name}_{j:03d}.jpg"
                 augment(photo, rng, size).save(root / rel, quality=90)
-                items.append([rel, caption(subject, languages[int(rng.integers(len(languages)))], rng), subject])
-        test = set(rng.choice(len(items), size=max(1, int(round(len(items) * test_fraction))), replace=False).tolist())
-        rows += [it + ["test" if i in test else "train"] for i, it in enumerate(items)]
+                lang = languages[int(rng.integers(len(languages)))]
+                items.append([rel, caption(subject, lang, rng, vague=rng.random() < vague), subject, name])
+        if holdout == "photo":
+            split = ["test" if len(photos) > 1 and it[3] == photos[-1] else "train" for it in items]
+        else:
+            test = set(rng.choice(len(items), size=max(1, int(round(len(items) * test_fraction))), replace=False).tolist())
+            split = ["test" if i in test else "train" for i in range(len(items))]
+        rows += [it[:3] + [s] for it, s in zip(items, split)]
     path = root / "captions.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
