@@ -269,7 +269,7 @@ def dataset_from_info(info: dict, progress: bool = False):
     if not isinstance(info.get("options"), dict):
         raise DataError(f"the checkpoint does not record how to reload dataset '{name}' (no loader options)")
     opts = dict(info["options"])
-    if name in ("shapes", "folder"):
+    if name in ("shapes", "folder", "wikipedia_raw"):
         opts.setdefault("progress", progress)
     try:
         return load_dataset(name, **opts)

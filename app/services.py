@@ -33,6 +33,7 @@ DATASET_KINDS = {
     "wikipedia": "Wikipedia benchmark (from a folder)",
     "folder": "Your own images + captions (folder with a CSV)",
     "features": "Your own features (.npz / .mat file)",
+    "wikipedia_raw": "Wikipedia benchmark, raw photos + texts (from a folder)",
 }
 DEFAULT_WIKIPEDIA_DIR = ROOT.parent / "shared" / "data" / "wikipedia"
 
@@ -61,7 +62,7 @@ class DatasetSpec:
 
 
 def dataset_spec(kind: str, data_dir: str = "", image_encoder: str = "hog_color", text_encoder: str = "tfidf",
-                 n_pairs: int | None = None, difficulty: str | None = None) -> DatasetSpec:
+                 n_pairs: int | None = None, difficulty: str | None = None, features_map: str = "") -> DatasetSpec:
     """What a choice in the dashboard means as a `load_dataset(kind, **options)` call."""
     opts: dict = {}
     if kind == "shapes":
@@ -70,13 +71,13 @@ def dataset_spec(kind: str, data_dir: str = "", image_encoder: str = "hog_color"
             opts["n_pairs"] = int(n_pairs)
         if difficulty and difficulty != "normal":
             opts["difficulty"] = difficulty
-    elif kind == "folder":
+    elif kind in ("folder", "wikipedia_raw"):
         opts = {"data_dir": data_dir.strip(), "image_encoder": image_encoder, "text_encoder": text_encoder,
                 "progress": False}
     elif kind == "wikipedia":
         opts = {"data_dir": data_dir.strip()}
     elif kind == "features":
-        opts = {"path": data_dir.strip()}
+        opts = {"path": data_dir.strip(), **({"features_map": features_map.strip()} if features_map.strip() else {})}
     else:
         raise ValueError(f"unknown dataset kind {kind!r}")
     return DatasetSpec(kind, tuple(sorted(opts.items())))
@@ -240,7 +241,7 @@ def load_checkpoint_task(path: str | Path) -> Task:
             # the loader's own options, as recorded: reuse the process-wide dataset cache (a copy: the index
             # may re-encode features into it)
             opts = dict(info["options"])
-            if info["dataset"] in ("shapes", "folder"):
+            if info["dataset"] in ("shapes", "folder", "wikipedia_raw"):
                 opts.setdefault("progress", False)
             dataset = copy.copy(DATASETS.get(info["dataset"], **opts))
         index = SearchIndex.from_checkpoint(path, dataset=dataset)
