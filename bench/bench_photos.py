@@ -1,6 +1,7 @@
 """Real photos with captions in languages written without spaces: the default encoders against hog_color + word tfidf.
 
     .venv/bin/python bench/bench_photos.py [--per-photo 40] [--seeds 3] [--folder /tmp/acmr_photos]
+    .venv/bin/python bench/bench_photos.py --shapes 1000 --seeds 2     # which image encoder serves `shapes`
 
 Builds (once; reused if present) the largest real photo folder that can be made offline:
 `acmr_core/datasets/sample_photos.py` (29 sample photos of scikit-image and scikit-learn, 14 subjects,
@@ -72,6 +73,18 @@ def photo_query_ms(model, ds, folder: Path, repeats: int = 10) -> float:
     return statistics.median(index.search_by_image(upload, k=10).seconds for _ in range(repeats)) * 1000
 
 
+def shapes_check(n_pairs: int, seeds: int) -> None:
+    """Which image encoder serves the `shapes` demo: validation mAP, load time (encoding) and train time."""
+    for encoder in ("hog_color", "efficientnet_lite0"):
+        t0 = time.perf_counter()
+        ds = load_dataset("shapes", image_encoder=encoder, n_pairs=n_pairs, progress=False)
+        load_s = time.perf_counter() - t0
+        runs = [train(ds, ACMRConfig(seed=seed, probe_every=0)) for seed in range(seeds)]
+        print(f"shapes ({n_pairs} pairs) with {encoder:<19} validation mAP@all avg "
+              f"{ms([r.best_val['avg'] for r in runs])}, load + encode {load_s:.0f} s, "
+              f"train {statistics.mean(r.train_seconds for r in runs):.1f} s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-photo", type=int, default=40, help="augmented pairs per source photo")
@@ -80,7 +93,14 @@ def main() -> None:
                     help="test items: crops of held-out photos (default) or held-out crops of seen photos")
     ap.add_argument("--folder", default="/tmp/acmr_photos", help="where the photo folder is written (and reused)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--shapes", type=int, default=0, metavar="N_PAIRS",
+                    help="instead: compare hog_color and efficientnet_lite0 on N_PAIRS shapes (validation mAP, time)")
     args = ap.parse_args()
+    if args.shapes:
+        import torch
+
+        torch.set_num_threads(1)
+        return shapes_check(args.shapes, args.seeds)
     folder = Path(args.folder) / f"{args.holdout}-per{args.per_photo}"
     if not (folder / "captions.csv").is_file():
         t0 = time.perf_counter()
