@@ -212,7 +212,9 @@ def known_words(encoder, class_names=(), limit: int = 24) -> list[str]:
     if vocab is None:
         return list(class_names)[:limit]
     out = [c for c in class_names if c.lower() in vocab]
-    singles = [t for t in vocab if " " not in t and t not in out and t not in ENGLISH_STOP_WORDS and len(t) > 2]
+    shortest = 2 if getattr(encoder, "analyzer_used", None) == "char" else 3  # character bigrams, or real words
+    singles = [t for t in vocab if " " not in t and t not in out and t not in ENGLISH_STOP_WORDS and len(t) >= shortest
+               and t.isalnum()]
     idf = _idf(encoder)
     if idf is not None and len(idf) == len(vocab):
         singles.sort(key=lambda t: idf[vocab[t]])  # low idf = frequent

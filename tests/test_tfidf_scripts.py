@@ -84,3 +84,11 @@ def test_old_states_without_an_analyzer_stay_word_based():
     old = encoder_from_state(state)
     assert old.analyzer_used == "word"
     np.testing.assert_array_equal(old.encode(["a cat"]), enc.encode(["a cat"]))
+
+
+def test_search_hints_for_character_vocabularies_are_character_pairs():
+    from acmr_core.retrieval import known_words
+
+    words = known_words(make_encoder("tfidf", min_df=1).fit(ZH), limit=5)
+    assert len(words) == 5 and all(len(w) == 2 and w.isalnum() for w in words)
+    assert "cat" in known_words(make_encoder("tfidf", min_df=1).fit(EN), class_names=["cat"])
