@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_photos.py --shapes 1000 --seeds 2     # which image encoder serves `shapes`
 
 Builds (once; reused if present) the largest real photo folder that can be made offline:
-`acmr_core/datasets/sample_photos.py` (29 sample photos of scikit-image and scikit-learn, 14 subjects,
+`acmr_core/datasets/sample_photos.py` (27 sample photos of scikit-image and scikit-learn, 14 subjects,
 `--per-photo` augmented crops each, captions generated in Chinese and Japanese), then loads it through the
 `folder` loader like a user's own photos and trains ACMR with its default settings, for
 

@@ -82,3 +82,17 @@ def test_features_are_cached_by_encoder_identity(tmp_path, monkeypatch):
     again, _ = fit_and_encode(make_encoder("efficientnet_lite0"), images, np.arange(2), "two-photos", tmp_path, progress=False)
     np.testing.assert_array_equal(feats, again)
     assert fitted.dim == 1280
+
+
+def test_the_frozen_copy_gives_the_eager_models_features():
+    import torch
+
+    from acmr_core.encoders import efficientnet
+
+    model, _ = load_model()
+    frozen = efficientnet._MODEL[2]
+    assert frozen is not None
+    x = torch.randn(3, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        eager = model.forward_head(model.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(frozen(x), eager, rtol=1e-4, atol=1e-4)

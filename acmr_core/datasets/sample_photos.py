@@ -5,7 +5,7 @@ Not a registered dataset: `write_photo_folder(root, ...)` writes a folder in the
 reads (images + `captions.csv` with `image,caption,label,split`), so the benchmark and the tests go through
 the same loader a user's own photos do.
 
-  27 photos that ship with scikit-image (`skimage.data`, those that need no download) and 2 with
+  25 photos that ship with scikit-image (`skimage.data`, those that need no download) and 2 with
   scikit-learn (`load_sample_images`), grouped into 14 subjects (the classes: cat, coffee, person, ...).
   Each pair is a random crop (35-100% of the area), maybe flipped, tilted, recoloured or turned grey,
   of one photo, and a caption naming its subject with one of several synonyms, in Chinese or Japanese,
