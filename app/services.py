@@ -61,19 +61,23 @@ class DatasetSpec:
         return DATASETS.peek(self.kind, **self.opts)
 
 
-def dataset_spec(kind: str, data_dir: str = "", image_encoder: str = "hog_color", text_encoder: str = "tfidf",
+def dataset_spec(kind: str, data_dir: str = "", image_encoder: str | None = None, text_encoder: str | None = None,
                  n_pairs: int | None = None, difficulty: str | None = None, features_map: str = "") -> DatasetSpec:
-    """What a choice in the dashboard means as a `load_dataset(kind, **options)` call."""
+    """What a choice in the dashboard means as a `load_dataset(kind, **options)` call.
+
+    Encoders not named: shapes uses hog_color + tfidf; folder and wikipedia_raw the loader's own defaults
+    (the best offline encoders installed, see acmr_core.encoders.best_offline_encoders)."""
     opts: dict = {}
     if kind == "shapes":
-        opts = {"image_encoder": image_encoder, "text_encoder": text_encoder, "progress": False}
+        opts = {"image_encoder": image_encoder or "hog_color", "text_encoder": text_encoder or "tfidf", "progress": False}
         if n_pairs:
             opts["n_pairs"] = int(n_pairs)
         if difficulty and difficulty != "normal":
             opts["difficulty"] = difficulty
     elif kind in ("folder", "wikipedia_raw"):
-        opts = {"data_dir": data_dir.strip(), "image_encoder": image_encoder, "text_encoder": text_encoder,
-                "progress": False}
+        opts = {"data_dir": data_dir.strip(), "progress": False,
+                **({"image_encoder": image_encoder} if image_encoder else {}),
+                **({"text_encoder": text_encoder} if text_encoder else {})}
     elif kind == "wikipedia":
         opts = {"data_dir": data_dir.strip()}
     elif kind == "features":

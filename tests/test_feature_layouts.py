@@ -179,3 +179,11 @@ def test_bad_index_arrays_and_pickles_are_refused(tmp_path):
     np.savez(tmp_path / "pickled.npz", I_tr=np.array([{"a": 1}], dtype=object))
     with pytest.raises(DataError, match="pickled"):
         load_dataset("features", path=tmp_path / "pickled.npz")
+
+
+def test_the_dashboard_spec_carries_the_mapping(tmp_path):
+    from app.services import dataset_spec
+
+    spec = dataset_spec("features", str(tmp_path / "odd.mat"), features_map=" image=fa,text=fb ")
+    assert spec.opts == {"path": str(tmp_path / "odd.mat"), "features_map": "image=fa,text=fb"}
+    assert "features_map" not in dataset_spec("features", "f.npz").opts
