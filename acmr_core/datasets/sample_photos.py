@@ -26,6 +26,7 @@ captions sometimes do. Deterministic under `seed`.
 from __future__ import annotations
 
 import csv
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,9 @@ JA_TEMPLATES = ["{t}{p}撮った{s}{x}の写真", "これは{s}{x}の画像で�
                 "{p}見つけた{x}", "{s}{x}のクローズアップ", "{x}の写真を{t}{p}撮りました"]
 
 
+@lru_cache(maxsize=None)
 def _photo(name: str) -> Image.Image:
-    """One sample photo as an RGB PIL image (no download)."""
+    """One sample photo as an RGB PIL image (no download; read once per process, do not modify it)."""
     if name in ("flower", "china"):
         from sklearn.datasets import load_sample_image
 
