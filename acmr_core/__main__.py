@@ -43,6 +43,9 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="folder (or file) the dataset is read from")
     p.add_argument("--image-encoder", default=None, help="image encoder for datasets with raw images (e.g. hog_color)")
     p.add_argument("--text-encoder", default=None, help="text encoder for datasets with raw captions (e.g. tfidf)")
+    p.add_argument("--features-map", default=None, metavar="ROLE=ARRAY,...",
+                   help="dataset 'features': which array is which, e.g. image=X1,text=X2,labels=Y,"
+                        "train=split.ind_train,test=split.ind_test (when the file's names are not recognised)")
 
 
 def load_from_args(args):
@@ -52,7 +55,7 @@ def load_from_args(args):
     opts = {}
     if args.data_dir is not None:
         opts["data_dir"] = args.data_dir
-    for name in ("image_encoder", "text_encoder"):
+    for name in ("image_encoder", "text_encoder", "features_map"):
         if getattr(args, name, None):
             opts[name] = getattr(args, name)
     return load_dataset(args.dataset, **opts)

@@ -227,7 +227,9 @@ def known_words(encoder, class_names=(), limit: int = 24) -> list[str]:
     if vocab is None:
         return list(class_names)[:limit]
     out = [c for c in class_names if c.lower() in vocab]
-    singles = [t for t in vocab if " " not in t and t not in out and t not in ENGLISH_STOP_WORDS and len(t) > 2]
+    shortest = 2 if getattr(encoder, "analyzer_used", None) == "char" else 3  # character bigrams, or real words
+    singles = [t for t in vocab if " " not in t and t not in out and t not in ENGLISH_STOP_WORDS and len(t) >= shortest
+               and t.isalnum()]
     idf = _idf(encoder)
     if idf is not None and len(idf) == len(vocab):
         singles.sort(key=lambda t: idf[vocab[t]])  # low idf = frequent
@@ -284,7 +286,7 @@ def dataset_from_info(info: dict, progress: bool = False):
     if not isinstance(info.get("options"), dict):
         raise DataError(f"the checkpoint does not record how to reload dataset '{name}' (no loader options)")
     opts = dict(info["options"])
-    if name in ("shapes", "folder"):
+    if name in ("shapes", "folder", "wikipedia_raw"):
         opts.setdefault("progress", progress)
     try:
         return load_dataset(name, **opts)
@@ -463,7 +465,8 @@ class SearchIndex:
                                  f"encoder. Put the words that matter first, or shorten the query.{hint}")
             raise QueryError(f"None of the words in '{shown}' is known to the text encoder "
                              f"(it learnt its vocabulary from the training captions); try other words.{hint}")
-        unknown = _unknown_words(self._text_vocab, text)
+        own = getattr(enc, "unknown_words", None)  # tfidf knows its own analyzer (words, or characters)
+        unknown = own(text) if callable(own) else _unknown_words(self._text_vocab, text)
         if unknown:
             notes.append(f"Words the text encoder does not know were ignored: {', '.join(unknown[:12])}"
                          f"{' ...' if len(unknown) > 12 else ''}.")

@@ -168,7 +168,7 @@ def is_busy() -> bool:
 # --- sidebar -----------------------------------------------------------------------------------------------
 
 def sidebar(busy: bool):
-    from acmr_core.encoders import available_encoders
+    from acmr_core.encoders import available_encoders, best_offline_encoders
 
     with st.sidebar:
         st.markdown("## :material/tune: Set-up")
@@ -191,23 +191,34 @@ def sidebar(busy: bool):
                                      placeholder="/path/to/my_data",
                                      help="A CSV with columns image, caption, label (and optionally split); image "
                                           "paths relative to the folder.")
-        elif kind == "features":
+        elif kind == "wikipedia_raw":
+            data_dir = st.text_input("Raw Wikipedia folder", key="ds_dir_wikipedia_raw", disabled=busy,
+                                     help="The release with images/<category>/<id>.jpg, texts/<id>.xml, the two "
+                                          "*_txt_img_cat.list files and categories.list.")
+        features_map = ""
+        if kind == "features":
             data_dir = st.text_input("Features file (.npz or .mat)", key="ds_dir_features", disabled=busy,
                                      placeholder="/path/to/features.npz",
-                                     help="Arrays image_train, text_train, label_train, image_test, text_test, "
-                                          "label_test (optionally *_val and class_names).")
+                                     help="Research layouts are recognised (image_train/..., I_tr/T_tr/L_tr, a struct "
+                                          "with X1, X2, Y and split indices, ...); see docs/byod.md.")
+            features_map = st.text_input("Array mapping (only if not recognised)", key="ds_features_map", disabled=busy,
+                                         placeholder="image=X1,text=X2,labels=Y,train=split.ind_train,test=split.ind_test",
+                                         help="Which array is which, when the file's names are not recognised.")
         img_enc, txt_enc, n_pairs, difficulty = "hog_color", "tfidf", None, None
-        if kind in ("shapes", "folder"):
+        if kind in ("shapes", "folder", "wikipedia_raw"):
             c1, c2 = st.columns(2)
             img_choices = available_encoders("image") or ["hog_color"]
             txt_choices = available_encoders("text") or ["tfidf"]
-            img_enc = c1.selectbox("Image encoder", img_choices, key="ds_img_enc", disabled=busy,
-                                   index=img_choices.index("hog_color") if "hog_color" in img_choices else 0,
-                                   help="hog_color: HOG edges + colour histograms, offline. clip_image needs "
-                                        "CLIP weights on disk.")
-            txt_enc = c2.selectbox("Text encoder", txt_choices, key="ds_txt_enc", disabled=busy,
+            # shapes: hog_color serves the drawn demo best; photos: the best installed offline encoders
+            best_img = "hog_color" if kind == "shapes" else best_offline_encoders()["image"]
+            img_enc = c1.selectbox("Image encoder", img_choices, key=f"ds_img_enc_{kind}", disabled=busy,
+                                   index=img_choices.index(best_img) if best_img in img_choices else 0,
+                                   help="efficientnet_lite0: ImageNet-pretrained CNN, offline, for photos. hog_color: "
+                                        "HOG edges + colour histograms, for drawings. clip_image needs CLIP weights on disk.")
+            txt_enc = c2.selectbox("Text encoder", txt_choices, key=f"ds_txt_enc_{kind}", disabled=busy,
                                    index=txt_choices.index("tfidf") if "tfidf" in txt_choices else 0,
-                                   help="tfidf: bag of words fitted on the training captions, offline.")
+                                   help="tfidf: bag of words (or of characters, for captions written without "
+                                        "spaces) fitted on the training captions, offline.")
         if kind == "shapes":
             with st.expander("Shapes options"):
                 n_pairs = st.number_input("Pairs", 40, 20000, 3000, 100, key="ds_pairs", disabled=busy,
@@ -220,7 +231,7 @@ def sidebar(busy: bool):
         if kind != "shapes" and not data_dir.strip():
             spec_error = "Name the folder or file to read this dataset from."
         else:
-            spec = services.dataset_spec(kind, data_dir, img_enc, txt_enc, n_pairs, difficulty)
+            spec = services.dataset_spec(kind, data_dir, img_enc, txt_enc, n_pairs, difficulty, features_map)
 
         st.markdown("**Hyperparameters**")
         st.caption("Hover the (?) icons: what each setting does, its default and the paper's value.")

@@ -33,6 +33,7 @@ DATASET_KINDS = {
     "wikipedia": "Wikipedia benchmark (from a folder)",
     "folder": "Your own images + captions (folder with a CSV)",
     "features": "Your own features (.npz / .mat file)",
+    "wikipedia_raw": "Wikipedia benchmark, raw photos + texts (from a folder)",
 }
 DEFAULT_WIKIPEDIA_DIR = ROOT.parent / "shared" / "data" / "wikipedia"
 
@@ -60,23 +61,27 @@ class DatasetSpec:
         return DATASETS.peek(self.kind, **self.opts)
 
 
-def dataset_spec(kind: str, data_dir: str = "", image_encoder: str = "hog_color", text_encoder: str = "tfidf",
-                 n_pairs: int | None = None, difficulty: str | None = None) -> DatasetSpec:
-    """What a choice in the dashboard means as a `load_dataset(kind, **options)` call."""
+def dataset_spec(kind: str, data_dir: str = "", image_encoder: str | None = None, text_encoder: str | None = None,
+                 n_pairs: int | None = None, difficulty: str | None = None, features_map: str = "") -> DatasetSpec:
+    """What a choice in the dashboard means as a `load_dataset(kind, **options)` call.
+
+    Encoders not named: shapes uses hog_color + tfidf; folder and wikipedia_raw the loader's own defaults
+    (the best offline encoders installed, see acmr_core.encoders.best_offline_encoders)."""
     opts: dict = {}
     if kind == "shapes":
-        opts = {"image_encoder": image_encoder, "text_encoder": text_encoder, "progress": False}
+        opts = {"image_encoder": image_encoder or "hog_color", "text_encoder": text_encoder or "tfidf", "progress": False}
         if n_pairs:
             opts["n_pairs"] = int(n_pairs)
         if difficulty and difficulty != "normal":
             opts["difficulty"] = difficulty
-    elif kind == "folder":
-        opts = {"data_dir": data_dir.strip(), "image_encoder": image_encoder, "text_encoder": text_encoder,
-                "progress": False}
+    elif kind in ("folder", "wikipedia_raw"):
+        opts = {"data_dir": data_dir.strip(), "progress": False,
+                **({"image_encoder": image_encoder} if image_encoder else {}),
+                **({"text_encoder": text_encoder} if text_encoder else {})}
     elif kind == "wikipedia":
         opts = {"data_dir": data_dir.strip()}
     elif kind == "features":
-        opts = {"path": data_dir.strip()}
+        opts = {"path": data_dir.strip(), **({"features_map": features_map.strip()} if features_map.strip() else {})}
     else:
         raise ValueError(f"unknown dataset kind {kind!r}")
     return DatasetSpec(kind, tuple(sorted(opts.items())))
@@ -237,7 +242,7 @@ def load_checkpoint_task(path: str | Path) -> Task:
             # the loader's own options, as recorded: reuse the process-wide dataset cache (a copy: the index
             # may re-encode features into it)
             opts = dict(info["options"])
-            if info["dataset"] in ("shapes", "folder"):
+            if info["dataset"] in ("shapes", "folder", "wikipedia_raw"):
                 opts.setdefault("progress", False)
             dataset = copy.copy(DATASETS.get(info["dataset"], **opts))
         index = SearchIndex.from_checkpoint(path, dataset=dataset)

@@ -161,9 +161,8 @@ def test_split_embeddings_and_both_file_formats(trained, tmp_path):
 
 
 def test_the_dashboards_download_bytes_parse(trained):
-    from app import embedding_export
-
     from acmr_core.data import training_split
+    from app import embedding_export
 
     run = trained
     n = int((training_split(run.dataset, run.config.val_fraction, run.config.seed) == "val").sum())

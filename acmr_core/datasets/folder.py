@@ -17,7 +17,12 @@ caption or label, unknown split) are reported together in one DataError, with th
 (row 1 = the first row after the header). Features are cached (see acmr_core/cache.py), keyed by the
 CSV content, each image file's size and modification time, and the encoders.
 
+    load_dataset("folder", data_dir="my_data")   # encoders: the best installed offline ones (below)
     load_dataset("folder", data_dir="my_data", image_encoder="hog_color", text_encoder="tfidf")
+
+Without `image_encoder` / `text_encoder`, photos are encoded with `efficientnet_lite0` (ImageNet-pretrained,
+when its weights package is installed; else `hog_color`) and captions with `tfidf`, whose analyzer `auto`
+uses character n-grams for captions written without spaces (see acmr_core/encoders/tfidf.py).
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from PIL import Image
 
 from ..cache import cache_key
 from ..data import CrossModalDataset, DataError, register_dataset, require_dir
-from ..encoders import make_encoder
+from ..encoders import best_offline_encoders, make_encoder
 from ..features import ImageFiles, fit_and_encode, is_cached
 
 COLUMNS = {"image": ("image", "image_path", "path", "file"), "caption": ("caption", "text"),
@@ -131,7 +136,7 @@ def fingerprint(csv_path: Path, rows: list[dict]) -> str:
 
 
 @register_dataset("folder")
-def load_folder(data_dir=None, image_encoder: str = "hog_color", text_encoder: str = "tfidf", csv_name: str | None = None,
+def load_folder(data_dir=None, image_encoder: str | None = None, text_encoder: str | None = None, csv_name: str | None = None,
                 test_fraction: float = 0.2, seed: int = 0, cache_dir=None, progress: bool = True,
                 image_params: dict | None = None, text_params: dict | None = None, **options) -> CrossModalDataset:
     """Load a folder of images + a CSV of captions and labels, encoded with any registered encoders."""
@@ -140,6 +145,8 @@ def load_folder(data_dir=None, image_encoder: str = "hog_color", text_encoder: s
                         "image_encoder, text_encoder, csv_name, test_fraction, seed, cache_dir, progress, "
                         "image_params, text_params")
     root = require_dir(data_dir, "folder")
+    best = best_offline_encoders()
+    image_encoder, text_encoder = image_encoder or best["image"], text_encoder or best["text"]
     csv_path = find_csv(root, csv_name)
     rows, cols = read_rows(csv_path)
     has_split = "split" in cols

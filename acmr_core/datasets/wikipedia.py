@@ -46,6 +46,12 @@ def load_wikipedia(data_dir=None, **options) -> CrossModalDataset:
     if not cats.is_file():
         raise DataError(f"{cats}: file missing (expected the Wikipedia benchmark's standard layout)")
     class_names = [c.strip() for c in cats.read_text(encoding="utf-8").splitlines() if c.strip()]
+    if not (root / "raw_features.mat").is_file():
+        from .wikipedia_raw import has_raw_items
+
+        if has_raw_items(root):
+            raise DataError(f"{root}: no raw_features.mat, but the raw images and texts are here: "
+                            f"use the dataset 'wikipedia_raw' (--dataset wikipedia_raw)")
     arrays = read_mat(root / "raw_features.mat", ["I_tr", "I_te", "T_tr", "T_te"])
     for a, b in (("I_tr", "T_tr"), ("I_te", "T_te")):
         if len(arrays[a]) != len(arrays[b]):

@@ -74,6 +74,16 @@ def available_encoders(modality: str | None = None) -> list[str]:
     return sorted(n for n, c in ENCODERS.items() if modality in (None, c.modality))
 
 
+def best_offline_encoders() -> dict[str, str]:
+    """The best encoders for real photos and captions that work offline here, by modality.
+
+    image: 'efficientnet_lite0' (ImageNet-pretrained) when its weights package is installed, else 'hog_color';
+    text: 'tfidf' (its analyzer 'auto' picks words or character n-grams from the captions' script)."""
+    from .efficientnet import weights_installed
+
+    return {"image": "efficientnet_lite0" if weights_installed() else "hog_color", "text": "tfidf"}
+
+
 def make_encoder(name: str, **params: Any) -> Encoder:
     _discover()
     if name not in ENCODERS:
