@@ -42,7 +42,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     port = free_port()
     env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(tmp / "cache"),
-               ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"))
+               ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"), ACMR_RUNS_DIR=str(tmp / "runs"))
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -61,6 +61,7 @@ KILLED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow          # two fresh Python processes (the quick loop checks the same rule in-process above)
 def test_a_killed_process_leaves_an_interrupted_run_with_its_epochs(tmp_path):
     older = runs.RunDir.create({"epochs": 1}, dataset="synthetic", root=tmp_path, run_id="20000101-000000-aaaaaa")
     older.append({"kind": "status", "state": "finished"})

@@ -167,7 +167,8 @@ def dashboard_url(tmp_path_factory):
     save_checkpoint(ckpts / "cli-model", train(ds, cfg).model, cfg, ds.class_names, dataset_info=ds.info,
                     encoders=ds.encoders)
     port = free_port()
-    env = dict(os.environ, ACMR_CHECKPOINTS_DIR=str(ckpts), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, ACMR_CHECKPOINTS_DIR=str(ckpts), ACMR_RUNS_DIR=str(ckpts.parent / "runs"),
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     log = open(tmp_path_factory.mktemp("dash-log") / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"],
