@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import fields
 
 from acmr_core.config import GRL_SCHEDULES, TRIPLET_SAMPLERS, ACMRConfig
+from acmr_core.presets import DESCRIPTIONS, preset_config
 
-DEMO_EPOCHS = 10                # the dashboard starts here (the config default is 30): a demo in about a minute
-DEMO_PATIENCE = 0               # and runs every epoch (config default 8), so the maps at the chosen epochs all exist
 DEFAULTS = ACMRConfig()         # the config's defaults (its help texts give the paper's value where it differs)
+DEMO_PRESET = "demo"            # the dashboard starts from this preset (acmr_core/presets.py), as `--preset demo` does
+DEMO = preset_config(DEMO_PRESET)
+DEMO_WHY = DESCRIPTIONS[DEMO_PRESET]
+DEMO_EPOCHS = DEMO.epochs       # kept for the page's help texts
+DEMO_PATIENCE = DEMO.patience
 
 FIELD_GROUPS = [
     ("Loss weights", ["alpha", "beta", "lam", "mu", "reg_weight", "triplet_sampler"]),
@@ -91,6 +95,11 @@ these two runs.""",
 }
 
 
+def initial_value(name: str):
+    """The value a settings widget starts at: the demo preset's."""
+    return getattr(DEMO, name)
+
+
 def default_config(**changes) -> ACMRConfig:
-    """The configuration the dashboard starts with: the config's defaults, except DEMO_EPOCHS epochs."""
-    return ACMRConfig(epochs=DEMO_EPOCHS).replace(**changes)
+    """The configuration the dashboard starts with: the demo preset (`--preset demo`), then `changes`."""
+    return preset_config(DEMO_PRESET, **changes)

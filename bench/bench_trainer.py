@@ -167,7 +167,8 @@ def main() -> None:
             ds.split = carve_validation(ds.split, ds.labels, cfg.val_fraction, cfg.seed)
             r = fn(ds, cfg)
             acc.append(r)
-            print(f"  repeat {rep + 1}: {name:<8} {r['seconds']:6.2f} s wall, {r['cpu_s']:6.2f} s CPU   best val mAP {r['best_val']:.3f}   "
+            print(f"  repeat {rep + 1}: {name:<8} {r['seconds']:6.2f} s wall, {r['cpu_s']:6.2f} s CPU   "
+                  f"best val mAP {r['best_val']:.3f}   "
                   f"last-epoch loss {r['last_loss']:.3f}", flush=True)
     tn = statistics.median(r["seconds"] for r in naive)
     tt = statistics.median(r["seconds"] for r in ours)
@@ -186,7 +187,7 @@ def main() -> None:
 
         pc = preset_config(args.preset, device=args.device)
         walls, maps = [], []
-        for rep in range(args.repeats):
+        for _ in range(args.repeats):
             ds = load_dataset("shapes")
             t0 = time.perf_counter()
             r = train(ds, pc)
