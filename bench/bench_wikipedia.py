@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_wikipedia.py --data-dir ../shared/data/wikipedia [--seeds 5] [--json out.json]
 
 Prints, per variant, mean ± standard deviation over seeds of test mAP@all and mAP@50 in both directions,
-the modality probe on the test embeddings, and the training wall time; then the time of one full
-evaluation of the 693 x 693 test set. Epochs are chosen on the validation split (carved from train).
+the official ACMR demo's protocol (`acmr-demo`: first 640 test pairs, L2, mAP@50), the modality probe on the
+test embeddings, and the training wall time; then the time of one full evaluation of the 693 x 693 test set.
+Epochs are chosen on the validation split (carved from train). `--eval-only` times only the evaluation.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import torch  # noqa: E402
 
 from acmr_core.config import ACMRConfig  # noqa: E402
 from acmr_core.data import load_dataset  # noqa: E402
-from acmr_core.metrics import modality_probe, retrieval_scores  # noqa: E402
+from acmr_core.metrics import acmr_demo_scores, modality_probe, retrieval_scores  # noqa: E402
+from acmr_core.model import pick_device  # noqa: E402
 from acmr_core.training import evaluate, train  # noqa: E402
 
 VARIANTS = {
@@ -43,8 +45,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--json", default=None, help="also write the raw figures to this file")
+    ap.add_argument("--eval-only", action="store_true", help="only time one test evaluation")
     args = ap.parse_args()
-    print(f"torch threads: {torch.get_num_threads()}; seeds 0..{args.seeds - 1}; defaults: {ACMRConfig()}", flush=True)
+    dev = pick_device(ACMRConfig().device)
+    print(f"device: {dev}; torch threads: {torch.get_num_threads()}; seeds 0..{args.seeds - 1}; defaults: {ACMRConfig()}",
+          flush=True)
+    if args.eval_only:
+        return time_evaluation(args.data_dir)
     raw = {}
     for name in args.variants:
         rows = []
@@ -56,21 +63,23 @@ def main() -> None:
             idx = ds.indices("test")
             img, txt = r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text")
             rows.append({"seed": seed, "all": evaluate(r.model, ds), "at50": evaluate(r.model, ds, k=50),
+                         "acmr_demo": acmr_demo_scores(img, txt, ds.labels[idx]),
                          "probe": modality_probe(img, txt, seed=seed), "seconds": wall, "best_epoch": r.best_epoch,
                          "epochs_run": r.epochs_run})
             print(f"  {name:<24} seed {seed}: mAP@all {rows[-1]['all']['img2txt']:.3f}/{rows[-1]['all']['txt2img']:.3f} "
                   f"best epoch {r.best_epoch} of {r.epochs_run} run, {wall:.1f}s", flush=True)
         raw[name] = rows
     print("\nWikipedia, shallow features, test split (693 pairs), cosine; mean±std over", args.seeds, "seeds")
-    cols = ("mAP@all I2T", "T2I", "Avg", "mAP@50 I2T", "T2I", "Avg", "probe")
+    cols = ("mAP@all I2T", "T2I", "Avg", "mAP@50 I2T", "T2I", "Avg", "demo I2T", "T2I", "probe")
     head = f"{'variant':<25}" + "".join(f"{c:>13}" for c in cols) + f"{'train s':>11}"
     print(head)
     for name, rows in raw.items():
         cells = [ms([r["all"][d] for r in rows]) for d in ("img2txt", "txt2img", "avg")]
         cells += [ms([r["at50"][d] for r in rows]) for d in ("img2txt", "txt2img", "avg")]
+        cells += [ms([r["acmr_demo"][d] for r in rows]) for d in ("img2txt", "txt2img")]
         cells += [ms([r["probe"] for r in rows])]
         print(f"{name:<25}" + "".join(f"{c:>13}" for c in cells) + f"{statistics.mean(r['seconds'] for r in rows):>11.1f}")
-    print(f"{'paper (Table 2)':<25}{0.366:>13}{0.277:>13}{0.322:>13}   (protocol not stated beyond mAP; see README)")
+    print(f"{'paper (Table 2)':<25}{'':>78}{0.366:>13}{0.277:>13}   (its official demo's protocol: the 'demo' columns)")
     if "full ACMR" in raw:
         full = statistics.mean(r["all"]["avg"] for r in raw["full ACMR"])
         for name, rows in raw.items():
@@ -86,8 +95,14 @@ def main() -> None:
             walls.append((time.perf_counter() - t0, r.epochs_run))
         print(f"full default training, {label}: " + ", ".join(f"{w:.1f} s ({e} epochs)" for w, e in walls)
               + f"; median {statistics.median(w for w, _ in walls):.1f} s", flush=True)
-    # one full evaluation of the test set: embed 693+693 items and rank both directions
-    ds = load_dataset("wikipedia", data_dir=args.data_dir)
+    time_evaluation(args.data_dir)
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1))
+
+
+def time_evaluation(data_dir) -> None:
+    """One full evaluation of the test set: embed 693+693 items and rank both directions (medians of 30)."""
+    ds = load_dataset("wikipedia", data_dir=data_dir)
     r = train(ds, ACMRConfig(epochs=1, probe_every=0, snapshot_size=0))
     idx = ds.indices("test")
     img, txt = r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text")
@@ -101,9 +116,7 @@ def main() -> None:
         full_t.append(time.perf_counter() - t0)
     print(f"one test evaluation, 693x693, both directions, mAP@all (torch threads: {torch.get_num_threads()}): "
           f"ranking + mAP from embeddings {statistics.median(rank_t) * 1000:.1f} ms; "
-          f"with embedding the 2x693 items {statistics.median(full_t) * 1000:.1f} ms (medians of 30)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(raw, indent=1))
+          f"with embedding the 2x693 items {statistics.median(full_t) * 1000:.1f} ms (medians of 30; target 20 ms)")
 
 
 if __name__ == "__main__":
