@@ -210,7 +210,7 @@ class Trainer:
             imd = zero
         imi = L.triplet_loss(sv, st, y, cfg.lam, cfg.mu, cfg.triplet_sampler) if cfg.use_triplet else zero
         with torch.no_grad():                         # L_reg's value; its gradient is added after backward
-            norms = torch._foreach_norm(self._reg_weights)
+            norms = [torch.linalg.vector_norm(W) for W in self._reg_weights]
             reg = torch.stack(norms).sum()
         emb = cfg.alpha * imi + cfg.beta * imd + cfg.reg_weight * reg
         if cfg.use_adversarial:
