@@ -4,7 +4,8 @@ Each mini-batch (v, t, y):
   1. projector step: S_V = f_V(v), S_T = f_T(t);
        total = α·L_imi + β·L_imd + w·L_reg + L_adv(D(GRL_γ(S_V)), D(GRL_γ(S_T)))
      One backward pass: the GRL hands the projectors -γ·∇L_adv, so they *ascend* L_adv (fool D) while they
-     descend L_emb. Only θ_V, θ_T, θ_imd are stepped here.
+     descend L_emb. Only θ_V, θ_T, θ_imd are stepped here. (L_reg's gradient w·W/‖W‖_F is added to the
+     gradients directly after the backward pass: the same numbers as autograd's, in one pass per matrix.)
   2. every k-th step, a discriminator step: L_adv on detached S_V, S_T with the true modality labels
      (image = 0, text = 1); only θ_D is stepped.
 The trainer emits events to listeners (step, epoch, status); it never draws anything itself. It can be
