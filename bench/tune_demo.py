@@ -33,6 +33,8 @@ CANDIDATES = {
     "256/256 hidden, 6 epochs, lr 5e-4": {"epochs": 6, "image_layers": [256], "text_layers": [256], "lr": 5e-4},
     "128/128 hidden, 6 epochs, lr 1e-3": {"epochs": 6, "image_layers": [128], "text_layers": [128], "lr": 1e-3},
     "512/256 hidden, 6 epochs, lr 5e-4": {"epochs": 6, "image_layers": [512], "text_layers": [256], "lr": 5e-4},
+    "256/256 hidden, 6 epochs, lr 3e-4 (the demo preset)": {"epochs": 6, "image_layers": [256], "text_layers": [256],
+                                                            "lr": 3e-4},
 }
 
 
