@@ -70,8 +70,10 @@ def cmd_train(args) -> int:
     own_flags = ("seed", "use_adversarial", "use_triplet", "use_label")
     overrides = {f.name: getattr(args, f.name) for f in fields(ACMRConfig)
                  if getattr(args, f.name, None) is not None and f.name not in own_flags}
-    cfg = ACMRConfig(**overrides, seed=args.seed, use_adversarial=not args.no_adversarial,
-                     use_triplet=not args.no_triplet, use_label=not args.no_label).validate()
+    from .presets import preset_config
+
+    cfg = preset_config(args.preset, **overrides, seed=args.seed, use_adversarial=not args.no_adversarial,
+                        use_triplet=not args.no_triplet, use_label=not args.no_label).validate()   # flags override the preset
     if args.out:
         prepare_output_dir(args.out)          # before training: a bad --out must not lose a finished run
     warn_about_config(cfg)
@@ -175,6 +177,16 @@ def cmd_evaluate(args) -> int:
         args.dataset = args.dataset or info.get("dataset", "shapes")
         ds = load_from_args(args)
     check_fits(ckpt, ds.image_features.shape[1], ds.text_features.shape[1], ds.num_classes)
+    if args.protocol == "acmr-demo":
+        from .metrics import acmr_demo_scores
+
+        idx = ds.indices("test")
+        s = acmr_demo_scores(ckpt.model.embed(ds.image_features[idx], "image"),
+                             ckpt.model.embed(ds.text_features[idx], "text"), ds.labels[idx])
+        print(_table({"map_all": evaluate(ckpt.model, ds, "test"), "acmr-demo (L2, @50)": s},
+                     f"{ckpt.path.parent}: test split of {ds.name}; acmr-demo = the official ACMR demo's scoring "
+                     f"(first {min(640, len(idx))} of {len(idx)} test pairs, L2 distance, mAP@50)"))
+        return 0
     scores = {"map_all": evaluate(ckpt.model, ds, "test"), "map_at_50": evaluate(ckpt.model, ds, "test", k=50)}
     if args.metric == "l2":
         scores = {"map_all (L2)": evaluate(ckpt.model, ds, "test", metric="l2"),
@@ -197,6 +209,8 @@ def main(argv=None) -> int:
     t.add_argument("--no-triplet", action="store_true", help="ablation: no triplet loss L_imi")
     t.add_argument("--no-label", action="store_true", help="ablation: no label loss L_imd")
     t.add_argument("--quiet", action="store_true")
+    t.add_argument("--preset", choices=["demo", "paper"], default=None,
+                   help="start from a named setting (acmr_core/presets.py); flags given explicitly override it")
     _add_config_args(t)
     e = sub.add_parser("evaluate", help="print test mAP of a checkpoint in the paper's table form")
     e.add_argument("--checkpoint", required=True)
@@ -205,6 +219,9 @@ def main(argv=None) -> int:
     e.add_argument("--image-encoder", default=None)
     e.add_argument("--text-encoder", default=None)
     e.add_argument("--metric", choices=["cosine", "l2"], default="cosine")
+    e.add_argument("--protocol", choices=["map-all", "acmr-demo"], default="map-all",
+                   help="map-all (default): mAP@all and mAP@50 over every test item; acmr-demo: the official ACMR "
+                        "demo's scoring (first 640 test pairs, L2 distance, mAP@50), for the paper's table")
     r = sub.add_parser("runs", help="list the runs under runs/ ($ACMR_RUNS_DIR): id, status, epochs done/planned, dataset")
     r.add_argument("--dir", default=None, help="the runs folder (default: $ACMR_RUNS_DIR, else runs/ in the project)")
     args = ap.parse_args(argv)

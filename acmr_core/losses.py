@@ -86,20 +86,54 @@ def triplet_terms(dist: torch.Tensor, triplets: torch.Tensor, lam: float, mu: fl
 
 
 def pairwise_l2(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """(n, n) Euclidean distances ‖x_i - z_j‖₂, with a safe gradient at 0."""
-    d2 = (x[:, None, :] - z[None, :, :]).pow(2).sum(-1)
-    return (d2 + 1e-12).sqrt()
+    """(n, n) Euclidean distances ‖x_i - z_j‖₂ = sqrt(‖x_i‖² + ‖z_j‖² - 2·x_i·z_j), with a safe gradient at 0.
+
+    The expansion is one matrix product (no (n, n, m) difference tensor); rounding below zero is clamped."""
+    d2 = torch.addmm((x * x).sum(1, keepdim=True) + (z * z).sum(1)[None, :], x, z.T, alpha=-2.0)
+    return (d2.clamp_min(0.0) + 1e-12).sqrt()
+
+
+def all_triplets_closed_form(dist: torch.Tensor, same: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
+    """L_imi,V + L_imi,T over ALL valid triplets, both directions, in O(n²) instead of O(n³).
+
+    With image anchors, dist[i, j] = l2(v_i, t_j); text anchors use dist.T. For anchor i let P_i be its
+    positives (same label, the pair itself included) and N_i its negatives. The mean over valid (i, j, k) of
+    d[i, j] + λ·relu(μ − d[i, k]) factorises, because j and k vary independently for a fixed anchor:
+        Σ_(i,j,k) = Σ_i ( |N_i|·Σ_(j∈P_i) d[i, j]  +  λ·|P_i|·Σ_(k∈N_i) relu(μ − d[i, k]) ),
+    divided by C = Σ_i |P_i|·|N_i|. `same` is symmetric, so both directions share C, and the text-anchor sums
+    are column sums of the same matrix: weight d[i, j] by (|N_i| + |N_j|) on positives and relu(μ − d[i, j])
+    by (|P_i| + |P_j|) on negatives. Equals `triplet_terms(dist, all_triplets(...)) + triplet_terms(dist.T, ...)`
+    (tests/test_speed.py checks it), 0 (with a gradient) when there are no valid triplets."""
+    pos = same.to(dist.dtype)
+    n_pos = pos.sum(1)
+    n_neg = len(pos) - n_pos
+    count = (n_pos * n_neg).sum()
+    w_pos = pos * (n_neg[:, None] + n_neg[None, :])
+    w_neg = (1.0 - pos) * (n_pos[:, None] + n_pos[None, :])
+    total = (dist * w_pos).sum() + lam * (torch.relu(mu - dist) * w_neg).sum()
+    return total / count.clamp_min(1.0)
 
 
 def triplet_loss(sv: torch.Tensor, st: torch.Tensor, y: torch.Tensor, lam: float, mu: float,
                  sampler: str = "all") -> torch.Tensor:
-    """L_imi = L_imi,V + L_imi,T: image anchors against texts, then text anchors against images."""
-    pick = SAMPLERS[sampler]
+    """L_imi = L_imi,V + L_imi,T: image anchors against texts, then text anchors against images.
+
+    sampler "all" uses the closed form (`all_triplets_closed_form`); the others pick explicit triplets."""
     d_vt = pairwise_l2(sv, st)           # d_vt[i, j] = l2(v_i, t_j)
+    if sampler == "all":
+        return all_triplets_closed_form(d_vt, same_label(y), lam, mu)
+    pick = SAMPLERS[sampler]
     d_tv = d_vt.T
     with torch.no_grad():
         t_v, t_t = pick(d_vt, y), pick(d_tv, y)
     return triplet_terms(d_vt, t_v, lam, mu) + triplet_terms(d_tv, t_t, lam, mu)
+
+
+def triplet_loss_explicit(sv: torch.Tensor, st: torch.Tensor, y: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
+    """The all-triplets L_imi from the explicit (anchor, positive, negative) list: the reference for tests."""
+    d_vt = pairwise_l2(sv, st)
+    return (triplet_terms(d_vt, all_triplets(d_vt, y), lam, mu)
+            + triplet_terms(d_vt.T, all_triplets(d_vt.T, y), lam, mu))
 
 
 # --- L_reg and L_adv ------------------------------------------------------------------------------

@@ -13,6 +13,14 @@ import numpy as np
 METRICS = ("cosine", "l2")
 
 
+def _matmul_t(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """q @ g.T in float32 through torch, so it runs on torch's thread setting (the trainer's one thread)
+    rather than numpy's BLAS pool, which on a busy 2-core machine was 2-4x slower for these sizes."""
+    import torch
+
+    return (torch.from_numpy(np.ascontiguousarray(q)) @ torch.from_numpy(np.ascontiguousarray(g)).T).numpy()
+
+
 def similarity(queries: np.ndarray, gallery: np.ndarray, metric: str = "cosine") -> np.ndarray:
     """(n_q, n_g) float32 scores, higher = closer: cosine similarity, or the negative L2 distance."""
     q = np.asarray(queries, dtype=np.float32)
@@ -20,9 +28,9 @@ def similarity(queries: np.ndarray, gallery: np.ndarray, metric: str = "cosine")
     if metric == "cosine":
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-        return q @ g.T
+        return _matmul_t(q, g)
     if metric == "l2":
-        sq = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2 * (q @ g.T)
+        sq = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2 * _matmul_t(q, g)
         return -np.sqrt(np.maximum(sq, 0))
     raise ValueError(f"unknown metric '{metric}'; choose one of {METRICS}")
 
@@ -38,9 +46,17 @@ def relevance(y_q: np.ndarray, y_g: np.ndarray) -> np.ndarray:
 def ranked_relevance(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Relevance of each query's gallery items in rank order (best first), as float32.
 
-    Exact ties are rare with float scores, and the order is deterministic for the same input."""
-    order = np.argsort(-np.asarray(scores), axis=1)
-    return np.take_along_axis(np.asarray(rel), order, axis=1).astype(np.float32)
+    One value sort per row instead of an argsort and a gather (numpy's SIMD sort of float32 values is about
+    4x faster than its argsort): each negated float32 score carries the item's relevance in its lowest
+    mantissa bit, the rows are sorted by value, and the bit is read back. Setting that bit moves a score by at
+    most one unit in the last place, so the ranking equals the argsort's except among scores that far apart
+    or closer (near-ties, whose order an argsort leaves arbitrary too). Deterministic for the same input."""
+    key = -np.asarray(scores, dtype=np.float32)                     # a fresh array: ascending = best first
+    bits = key.view(np.int32)
+    bits &= ~1
+    bits |= np.asarray(rel, dtype=bool)
+    key.sort(axis=1)
+    return (key.view(np.int32) & 1).astype(np.float32)
 
 
 def average_precision(scores: np.ndarray, rel: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -146,3 +162,16 @@ def knn_mixing(img: np.ndarray, txt: np.ndarray, k: int = 10, chunk: int = 2048)
         nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         other += (mod[nn] != mod[s:s + chunk, None]).sum()
     return float(2.0 * other / (n * k))
+
+
+# --- the official ACMR demo's protocol --------------------------------------------------------------
+
+
+def acmr_demo_scores(img: np.ndarray, txt: np.ndarray, y: np.ndarray, k: int = 50, n_items: int = 640) -> dict[str, float]:
+    """Retrieval scored the way the official ACMR demo code scored it (protocol "acmr-demo"), for comparing with
+    the paper's table: only the first `n_items` test pairs (640 of Wikipedia's 693: its test batches of 64),
+    the gallery ranked by L2 distance, only the top k = 50 kept; a query's AP is the mean of the precision at
+    each hit in its top k, i.e. Σ_hits precision@rank / (hits in the top k), and 0 with no hit there.
+    Both directions and their mean. Not the project's default (mAP@all, cosine, every test item)."""
+    n = min(n_items, len(img))
+    return scores_both_ways(similarity(img[:n], txt[:n], "l2"), np.asarray(y)[:n], k)

@@ -37,6 +37,17 @@ def grl_weight(progress: float, schedule: str = "dann", gamma_max: float = 1.0) 
     return gamma_max
 
 
+class Dropout(nn.Dropout):
+    """Inverted dropout, as nn.Dropout: in training, zero each unit with probability p and scale the rest by
+    1/(1-p). The mask comes from torch.rand (vectorised) rather than bernoulli_ (about 2.5x slower on CPU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = (torch.rand_like(x) >= self.p).to(x.dtype) * (1.0 / (1.0 - self.p))
+        return x * keep
+
+
 def mlp(sizes: list[int], act=nn.Tanh, last_act: bool = True, dropout: float = 0.0) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -45,7 +56,7 @@ def mlp(sizes: list[int], act=nn.Tanh, last_act: bool = True, dropout: float = 0
         if not last or last_act:
             layers.append(act())
         if dropout and not last:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -78,7 +89,7 @@ class ACMR(nn.Module):
         """f_T(t): text features → common space."""
         return self.text_proj((t - self.t_mean) / self.t_std)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def embed(self, features, modality: str, batch: int = 4096):
         """Numpy features of one modality → numpy common-space embeddings (eval mode, no gradient)."""
         import numpy as np

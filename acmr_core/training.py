@@ -4,7 +4,8 @@ Each mini-batch (v, t, y):
   1. projector step: S_V = f_V(v), S_T = f_T(t);
        total = α·L_imi + β·L_imd + w·L_reg + L_adv(D(GRL_γ(S_V)), D(GRL_γ(S_T)))
      One backward pass: the GRL hands the projectors -γ·∇L_adv, so they *ascend* L_adv (fool D) while they
-     descend L_emb. Only θ_V, θ_T, θ_imd are stepped here.
+     descend L_emb. Only θ_V, θ_T, θ_imd are stepped here. (L_reg's gradient w·W/‖W‖_F is added to the
+     gradients directly after the backward pass: the same numbers as autograd's, in one pass per matrix.)
   2. every k-th step, a discriminator step: L_adv on detached S_V, S_T with the true modality labels
      (image = 0, text = 1); only θ_D is stepped.
 The trainer emits events to listeners (step, epoch, status); it never draws anything itself. It can be
@@ -12,7 +13,6 @@ paused, resumed and stopped from another thread. The best epoch is chosen on val
 """
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +87,42 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return max(1, n_train // batch_size)
 
 
+LOSS_NAMES = ("imd", "imi", "reg", "adv", "emb", "total")
+
+
+def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters: CPU and CUDA), else the foreach one."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=device.type == "cuda" or None)
+
+
+def add_reg_grad(weights: list[torch.Tensor], norms: list[torch.Tensor], w: float) -> None:
+    """Add the gradient of w·L_reg = w·Σ_l ‖W_l‖_F to each W_l.grad: ∂/∂W_l = w·W_l / ‖W_l‖_F.
+
+    Exactly what autograd gives for `reg_weight * reg_loss(weights)`, in one pass over each matrix instead of
+    autograd's three (tests/test_speed.py checks it)."""
+    if not w:
+        return
+    cpu = weights[0].device.type == "cpu"
+    with torch.no_grad():
+        for W, n in zip(weights, norms):
+            n = n.clamp_min(1e-12)
+            if W.grad is None:
+                W.grad = W * (w / n)
+            elif cpu:                                 # a Python scalar: one fused pass (no device sync on CPU)
+                W.grad.add_(W, alpha=w / float(n))
+            else:
+                W.grad.add_(W * (w / n))
+
+
+def state_copy(model: torch.nn.Module) -> dict:
+    """A copy of the weights as plain tensor clones (a deep copy of the state dict, without its overhead)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 class Trainer:
     """Trains ACMR on `dataset` with `config`; `run()` blocks, `start()` runs in a daemon thread."""
 
@@ -113,8 +149,10 @@ class Trainer:
                                   torch.as_tensor(dataset.labels[self.train_idx], device=self.device))
         if self.cfg.standardize:
             self.model.set_input_stats(self.v, self.t)
-        self.opt_g = torch.optim.Adam(self.model.projector_parameters(), lr=self.cfg.lr)
-        self.opt_d = torch.optim.Adam(self.model.modality_clf.parameters(), lr=self.cfg.lr_disc)
+        self._g_params = list(self.model.projector_parameters())
+        self._reg_weights = self.model.projector_weights()
+        self.opt_g = make_adam(self._g_params, self.cfg.lr, self.device)
+        self.opt_d = make_adam(self.model.modality_clf.parameters(), self.cfg.lr_disc, self.device)
         # two generators, so that how many points are sent for maps never changes the batches the model sees
         self._rng = np.random.default_rng(self.cfg.seed)
         s = min(self.cfg.snapshot_size, len(self.val_idx))
@@ -174,34 +212,48 @@ class Trainer:
         """One projector step (and, every k-th step, one discriminator step). Returns (losses, D accuracy)."""
         cfg, m = self.cfg, self.model
         sv, st = m.project_image(v), m.project_text(t)
+        b = len(sv)
+        s_both = torch.cat([sv, st])                  # S_V over S_T: one forward of each classifier for both
         zero = sv.sum() * 0.0
-        imd = L.label_loss(m.label_clf(sv), m.label_clf(st), y) if cfg.use_label else zero
+        if cfg.use_label:
+            logits = m.label_clf(s_both)
+            imd = L.label_loss(logits[:b], logits[b:], y)
+        else:
+            imd = zero
         imi = L.triplet_loss(sv, st, y, cfg.lam, cfg.mu, cfg.triplet_sampler) if cfg.use_triplet else zero
-        reg = L.reg_loss(m.projector_weights())
+        with torch.no_grad():                         # L_reg's value; its gradient is added after backward
+            norms = [torch.linalg.vector_norm(W) for W in self._reg_weights]
+            reg = torch.stack(norms).sum()
         emb = cfg.alpha * imi + cfg.beta * imd + cfg.reg_weight * reg
         if cfg.use_adversarial:
-            adv, acc = L.adversarial_loss(m.modality_clf(grad_reverse(sv, gamma)), m.modality_clf(grad_reverse(st, gamma)))
+            d_logits = m.modality_clf(grad_reverse(s_both, gamma))
+            adv, acc = L.adversarial_loss(d_logits[:b], d_logits[b:])
         else:
             adv, acc = zero, torch.tensor(float("nan"))
         total = emb + adv
-        values = {"imd": imd.item(), "imi": imi.item(), "reg": reg.item(), "adv": adv.item(),
-                  "emb": emb.item(), "total": total.item()}
-        if not all(np.isfinite(x) for x in values.values()) or abs(values["total"]) > cfg.max_loss:
-            bad = [k for k, x in values.items() if not np.isfinite(x)] or ["total"]
-            raise TrainingDiverged(f"the loss {'became NaN or infinite' if not np.isfinite(values['total']) else 'exploded'} "
-                                   f"({', '.join(bad)} = {values[bad[0]]:.4g})")
+        # one stacked tensor, one transfer per step (no .item() per loss term); checked after the steps: a
+        # diverged step is rolled back to the last good state anyway
+        stacked = torch.stack([imd, imi, reg, adv, emb, total]).detach()
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
+        add_reg_grad(self._reg_weights, norms, cfg.reg_weight)
         if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(list(m.projector_parameters()), cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self._g_params, cfg.max_grad_norm, foreach=True)
         self.opt_g.step()
         if cfg.use_adversarial and step % cfg.k == 0:
-            d_loss, acc = L.adversarial_loss(m.modality_clf(sv.detach()), m.modality_clf(st.detach()))
+            d_logits = m.modality_clf(s_both.detach())
+            d_loss, acc = L.adversarial_loss(d_logits[:b], d_logits[b:])
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-        return values, float(acc)
+        *losses, acc = torch.cat([stacked, acc.detach().reshape(1).to(stacked)]).tolist()
+        values = dict(zip(LOSS_NAMES, losses))
+        if not all(np.isfinite(x) for x in losses) or abs(values["total"]) > cfg.max_loss:
+            bad = [k for k, x in values.items() if not np.isfinite(x)] or ["total"]
+            raise TrainingDiverged(f"the loss {'became NaN or infinite' if not np.isfinite(values['total']) else 'exploded'} "
+                                   f"({', '.join(bad)} = {values[bad[0]]:.4g})")
+        return values, acc
 
     def evaluate_val(self) -> tuple[dict, float | None, float, dict | None, int]:
         ds, m = self.ds, self.model
@@ -220,10 +272,10 @@ class Trainer:
 
     def _record_epoch(self, epoch: int, t_epoch: float, t0: float) -> None:
         val, probe, gap, snap, _ = self.evaluate_val()
+        self.last_good = state_copy(self.model)          # a fresh dict each epoch: readers never see it change
         if val["avg"] > self.best_val.get("avg", -1):
             self.best_val, self.best_epoch = val, epoch
-            self.best_state = copy.deepcopy(self.model.state_dict())
-        self.last_good = copy.deepcopy(self.model.state_dict())
+            self.best_state = self.last_good             # the same copy: no second one
         elapsed = time.perf_counter() - t0
         self.history.append({"epoch": epoch, "val_img2txt": val["img2txt"], "val_txt2img": val["txt2img"],
                              "val_avg": val["avg"], "probe": probe, "gap": gap, "seconds": time.perf_counter() - t_epoch,
@@ -238,7 +290,7 @@ class Trainer:
         n, bs = len(self.train_idx), cfg.batch_size
         steps_per_epoch, total_steps = self.steps_per_epoch, self.total_steps
         self.history, self.best_val, self.best_epoch, self._epoch_losses, self._epoch_accs = [], {}, 0, {}, []
-        self.best_state = self.last_good = copy.deepcopy(self.model.state_dict())
+        self.best_state = self.last_good = state_copy(self.model)
         error, epoch, early = None, 0, False
         t0 = time.perf_counter()
         self._status("running", "training started")

@@ -30,7 +30,7 @@ from acmr_core.live import ACTIVE, DONE, REGISTRY, TrainingRun, default_umap_epo
 from acmr_core.recorder import StoredRun  # noqa: E402
 from acmr_core.runs import find_run, list_runs, runs_root  # noqa: E402
 from app import charts, compare, embedding_export, services, wording  # noqa: E402
-from app.dashboard_defaults import DEFAULTS, DEMO_EPOCHS, DEMO_PATIENCE, EXPLAIN, FIELD_GROUPS, TABS  # noqa: E402
+from app.dashboard_defaults import DEFAULTS, DEMO, EXPLAIN, FIELD_GROUPS, TABS  # noqa: E402
 
 CARD_H = 118
 POLL = 1.0                      # seconds between live redraws while something runs
@@ -47,15 +47,14 @@ def _help(name) -> str:
     d = _default(name)
     shown = ", ".join(map(str, d)) if isinstance(d, list) else d
     text = f"{ACMRConfig.help(name)}. Default: {shown}."
-    if name == "epochs":
-        text += f" The dashboard starts at {DEMO_EPOCHS} so a demo fits in about a minute."
-    if name == "patience":
-        text += f" The dashboard starts at {DEMO_PATIENCE} so a demo shows every epoch it was asked for."
+    start = getattr(DEMO, name)
+    if start != d:                      # the demo preset's starting value (acmr_core/presets.py)
+        text += f" The dashboard starts at {', '.join(map(str, start)) if isinstance(start, list) else start} (preset 'demo')."
     return text
 
 
 def _initial(name):
-    return {"epochs": DEMO_EPOCHS, "patience": DEMO_PATIENCE}.get(name, _default(name))
+    return getattr(DEMO, name)          # the demo preset's value (acmr_core/presets.py via dashboard_defaults)
 
 
 def _init_state() -> None:

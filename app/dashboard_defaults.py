@@ -3,10 +3,14 @@ import them without running the page)."""
 from __future__ import annotations
 
 from acmr_core.config import ACMRConfig
+from acmr_core.presets import DESCRIPTIONS, preset_config
 
-DEMO_EPOCHS = 10                # the dashboard starts here (the config default is 30): a demo in about a minute
-DEMO_PATIENCE = 0               # and runs every epoch (config default 8), so the maps at the chosen epochs all exist
 DEFAULTS = ACMRConfig()         # the config's defaults (its help texts give the paper's value where it differs)
+DEMO_PRESET = "demo"            # the dashboard starts from this preset (acmr_core/presets.py), as `--preset demo` does
+DEMO = preset_config(DEMO_PRESET)
+DEMO_WHY = DESCRIPTIONS[DEMO_PRESET]
+DEMO_EPOCHS = DEMO.epochs       # kept for the page's help texts
+DEMO_PATIENCE = DEMO.patience
 
 # the hyperparameters' labels, groups, bounds, steps and choices are the config's schema (acmr_core/config.py)
 FIELD_GROUPS = [(g, [f.name for f in ACMRConfig.schema() if f.group == g])
@@ -80,7 +84,11 @@ quarter of an hour; its numbers are not a full run's, its trends are what to loo
 }
 
 
+def initial_value(name: str):
+    """The value a settings widget starts at: the demo preset's."""
+    return getattr(DEMO, name)
+
+
 def default_config(**changes) -> ACMRConfig:
-    """The configuration the dashboard starts with: the config's defaults, except DEMO_EPOCHS epochs and
-    DEMO_PATIENCE (the benchmark measures this one, so it measures what the dashboard runs)."""
-    return ACMRConfig(epochs=DEMO_EPOCHS, patience=DEMO_PATIENCE).replace(**changes)
+    """The configuration the dashboard starts with: the demo preset (`--preset demo`), then `changes`."""
+    return preset_config(DEMO_PRESET, **changes)

@@ -4,9 +4,10 @@
 
 1. ready    `streamlit run app/main.py` on a free loopback port, until /_stcore/health and /healthz answer
             (target <= 15 s) and until the mounted Gradio app answers at /gradio/.
-2. train    the dashboard's default run (shapes, its default config): Start -> training finished -> the final
-            UMAP map ready (target <= 60 s), measured twice: (a) in the served app, with Chromium showing the page
-            (Start clicked, Maps tab open; progress read from /healthz) once the app's start-up work (default
+2. train    the dashboard's default run (shapes, the `demo` preset of acmr_core/presets.py, exactly what the
+            dashboard starts with): Start -> training finished -> the final UMAP map ready (target <= 8 s),
+            measured twice: (a) in the served app, with Chromium showing the page (Start clicked,
+            Maps tab open; progress read from /healthz) once the app's start-up work (default
             dataset, UMAP compilation) is done; (b) in this process, same code path (acmr_core.live.TrainingRun
             and its UMAP worker), no page.
 3. redraw   one live redraw during that training (target <= 300 ms): the server-side work of one poll of the
@@ -172,6 +173,15 @@ def bench_train(epochs: int | None) -> dict:
     cfg = dd.default_config()
     if epochs:
         cfg = cfg.replace(epochs=epochs)
+    # (1) Start -> final maps with nothing else in this process (the redraw sampling below holds the GIL and a
+    # core for ~100 ms every 0.5 s, which slowed this very run by about 2x when measured together)
+    t0 = time.perf_counter()
+    run = TrainingRun(ds, cfg, umap_epochs=default_umap_epochs(cfg.epochs)).start()
+    run.join()
+    t_trained = time.perf_counter() - t0
+    run.wait_maps(300)
+    t_maps = time.perf_counter() - t0
+    # (2) the same run again, sampling one live redraw every 0.5 s while it trains
     t0 = time.perf_counter()
     run = TrainingRun(ds, cfg, umap_epochs=default_umap_epochs(cfg.epochs)).start()
     samples: list[dict] = []
@@ -179,9 +189,8 @@ def bench_train(epochs: int | None) -> dict:
         time.sleep(0.5)
         if run.view().history:
             samples.append(redraw_times(run))
-    t_trained = time.perf_counter() - t0
     run.wait_maps(300)
-    t_maps = time.perf_counter() - t0
+    t_maps_sampled = time.perf_counter() - t0
     v = run.view()
     first, last = v.history[0], v.history[-1]
 
@@ -195,6 +204,7 @@ def bench_train(epochs: int | None) -> dict:
 
     return {"epochs": cfg.epochs, "umap_warm_up_s": round(warm, 1), "dataset_load_s": round(load, 1),
             "state": v.state, "start_to_trained_s": round(t_trained, 1), "start_to_final_maps_s": round(t_maps, 1),
+            "start_to_final_maps_while_sampling_redraws_s": round(t_maps_sampled, 1),
             "umap_frames": sorted(v.umap), "umap_error": v.umap_error,
             "val_map_avg": [round(first["val_avg"], 3), round(last["val_avg"], 3)],
             "probe": [first["probe"], last["probe"]], "gap": [round(first["gap"], 3), round(last["gap"], 3)],
@@ -266,7 +276,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the default run's epochs")
     ap.add_argument("--no-browser", action="store_true", help="skip the run watched in Chromium")
     args = ap.parse_args()
-    res = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    import torch
+
+    from acmr_core.model import pick_device
+    from app import dashboard_defaults as dd
+
+    dev = pick_device(dd.default_config().device)
+    res = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(), "device": str(dev),
+           "preset": dd.DEMO_PRESET, "config": dd.default_config().to_dict()}
+    print(f"device: {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if dev.type == 'cuda' else ''}; preset "
+          f"'{dd.DEMO_PRESET}'; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}", flush=True)
     if not args.skip_server:
         res["ready"] = bench_ready(browser=not args.no_browser)
         print("ready:", res["ready"], flush=True)
@@ -280,8 +299,8 @@ def main() -> None:
     res["load_average_at_end"] = os.getloadavg()
     browser = res.get("ready", {}).get("browser", {})
     targets = [("app ready (health) <= 15 s", res.get("ready", {}).get("healthz_s"), 15),
-               ("Start -> final maps <= 60 s (in-process)", res["train"]["start_to_final_maps_s"], 60),
-               ("Start -> final maps <= 60 s (browser)", browser.get("start_to_final_maps_s"), 60),
+               ("Start -> final maps <= 8 s (in-process)", res["train"]["start_to_final_maps_s"], 8),
+               ("Start -> final maps <= 8 s (browser)", browser.get("start_to_final_maps_s"), 8),
                ("live redraw, training tab <= 300 ms", (res["train"]["redraw_training_tab"] or {}).get("max_ms"), 300),
                ("live redraw, maps tab <= 300 ms", (res["train"]["redraw_maps_tab"] or {}).get("max_ms"), 300),
                ("UMAP 2,000 points <= 5 s", max(res["umap"]["umap_from_scratch_s"], res["umap"]["umap_from_previous_s"]), 5)]

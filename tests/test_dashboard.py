@@ -119,7 +119,8 @@ def test_page_offers_every_hyperparameter_with_its_default_and_a_tooltip():
     at.run()
     assert not at.exception
     assert at.selectbox(key="ds_kind").value == "shapes"
-    paper = ACMRConfig()
+    from app.dashboard_defaults import DEMO
+    paper = DEMO                      # the dashboard starts from the demo preset (acmr_core/presets.py)
     for f in fields(ACMRConfig):
         w = None
         for kind in ("number_input", "text_input", "selectbox", "toggle"):
