@@ -71,7 +71,7 @@ S = np.array([["a", "b"], ["c", "d"]])
     (dict(image_train=np.array([["x"] * 8] * 63)), ["f.npz", "numbers"]),                          # strings
     (dict(label_train=99 + np.arange(63) % 3, label_test=np.arange(27) % 3), ["(99..101)", "(0..2)", "0..101"]),
     (dict(label_train=np.full(63, 0.5)), ["f.npz", "whole numbers"]),
-    (dict(label_test=np.full(27, -1)), ["labels must lie in"]),
+    (dict(label_test=np.full(27, -1)), ["labels must be class indices >= 0"]),
     (dict(image_train=np.full((63, 8), np.nan)), ["NaN"]),
     (dict(image_train=np.ones((63, 8)), image_test=np.ones((27, 8))), ["image features", "same for every item"]),
     (dict(image_val=np.ones((2, 8)), text_val=np.ones((2, 6)), label_val=np.array([0, 1])), ["'val' split", "at least 3"]),

@@ -59,7 +59,7 @@ def test_quick_config_says_what_it_reduced():
 
 def test_sweep_measures_every_weight_on_synthetic_data():
     seen = []
-    s = sweep.Sweep(make_synthetic(n=300), tiny(epochs=3), weights=(0, 0.3, 3), on_progress=seen.append).start()
+    s = sweep.Sweep(make_synthetic(n=300), tiny(epochs=3, lr=3e-3), weights=(0, 0.3, 3), on_progress=seen.append).start()
     assert s.join(180)
     v = s.view()
     assert v.state == "finished", v.message

@@ -107,7 +107,8 @@ def read_arrays(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
 
 def describe(arrays: dict[str, np.ndarray], skipped=(), limit: int = 30) -> str:
     """'data.X1 float64 (128, 2866), data.Y uint8 (10, 2866), ...' (one line)."""
-    parts = [f"{k} {a.dtype} {tuple(a.shape)}" for k, a in list(arrays.items())[:limit]]
+    parts = [f"{k} {a.dtype} {tuple(a.shape)}" + (" (text, not numbers)" if a.dtype.kind in "US" else "")
+             for k, a in list(arrays.items())[:limit]]
     if len(arrays) > limit:
         parts.append(f"... and {len(arrays) - limit} more")
     return ", ".join(parts + list(skipped)) or "no arrays"
