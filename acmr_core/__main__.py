@@ -163,9 +163,10 @@ def _table(scores: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def cmd_evaluate(args) -> int:
+def checkpoint_and_data(args):
+    """The checkpoint named by --checkpoint and its dataset: the one it was trained on, unless the command line
+    names another (--dataset / --data-dir); refused when the feature sizes do not fit."""
     from .checkpoints import check_fits, load_checkpoint
-    from .training import evaluate
 
     ckpt = load_checkpoint(args.checkpoint)
     info = ckpt.meta.get("dataset", {})
@@ -177,6 +178,13 @@ def cmd_evaluate(args) -> int:
         args.dataset = args.dataset or info.get("dataset", "shapes")
         ds = load_from_args(args)
     check_fits(ckpt, ds.image_features.shape[1], ds.text_features.shape[1], ds.num_classes)
+    return ckpt, ds
+
+
+def cmd_evaluate(args) -> int:
+    from .training import evaluate
+
+    ckpt, ds = checkpoint_and_data(args)
     if args.protocol == "acmr-demo":
         from .metrics import acmr_demo_scores
 
@@ -192,6 +200,26 @@ def cmd_evaluate(args) -> int:
         scores = {"map_all (L2)": evaluate(ckpt.model, ds, "test", metric="l2"),
                   "map_at_50 (L2)": evaluate(ckpt.model, ds, "test", k=50, metric="l2")}
     print(_table(scores, f"{ckpt.path.parent}: test split of {ds.name} ({int((ds.split == 'test').sum())} pairs)"))
+    return 0
+
+
+def cmd_embed(args) -> int:
+    """A split's common-space embeddings: .npz (image, text, labels) or the Embedding Projector's two TSVs."""
+    from .export import split_embeddings, write_npz, write_projector_tsv
+
+    out = Path(args.out).expanduser()
+    if args.format == "npz" and out.is_dir():
+        raise OutputError(f"--out {out}: this is a folder; name the .npz file to write, e.g. {out / 'test.npz'}")
+    if args.format == "tsv" and out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: with --format tsv, --out is the folder that receives vectors.tsv and "
+                          "metadata.tsv; choose a folder name")
+    prepare_output_dir(out.parent if args.format == "npz" else out)
+    ckpt, ds = checkpoint_and_data(args)
+    emb = split_embeddings(ckpt.model, ds, args.split, ckpt.config)
+    written = ([write_npz(emb, out)] if args.format == "npz"
+               else list(write_projector_tsv(emb, out, list(ds.class_names))))
+    print(f"{args.split} split of {ds.name}: {len(emb['labels'])} pairs, {emb['image'].shape[1]}-d common space -> "
+          + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -222,10 +250,20 @@ def main(argv=None) -> int:
     e.add_argument("--protocol", choices=["map-all", "acmr-demo"], default="map-all",
                    help="map-all (default): mAP@all and mAP@50 over every test item; acmr-demo: the official ACMR "
                         "demo's scoring (first 640 test pairs, L2 distance, mAP@50), for the paper's table")
+    m = sub.add_parser("embed", help="write one split's common-space embeddings (.npz, or Embedding Projector TSVs)")
+    m.add_argument("--checkpoint", required=True)
+    m.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
+    m.add_argument("--data-dir", default=None)
+    m.add_argument("--image-encoder", default=None)
+    m.add_argument("--text-encoder", default=None)
+    m.add_argument("--split", choices=["train", "val", "test"], default="test",
+                   help="val = the validation part the run carved from the training split (or the dataset's own)")
+    m.add_argument("--out", required=True, help="the .npz file; with --format tsv, a folder for vectors.tsv + metadata.tsv")
+    m.add_argument("--format", choices=["npz", "tsv"], default="npz")
     r = sub.add_parser("runs", help="list the runs under runs/ ($ACMR_RUNS_DIR): id, status, epochs done/planned, dataset")
     r.add_argument("--dir", default=None, help="the runs folder (default: $ACMR_RUNS_DIR, else runs/ in the project)")
     args = ap.parse_args(argv)
-    return run_guarded(lambda: {"train": cmd_train, "runs": cmd_runs}.get(args.command, cmd_evaluate)(args))
+    return run_guarded(lambda: {"train": cmd_train, "runs": cmd_runs, "embed": cmd_embed}.get(args.command, cmd_evaluate)(args))
 
 
 def run_guarded(fn) -> int:

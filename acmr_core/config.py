@@ -11,6 +11,24 @@ from dataclasses import dataclass, field, fields
 GRL_SCHEDULES = ("dann", "constant", "linear")
 TRIPLET_SAMPLERS = ("all", "hardest", "semihard", "random")
 DEVICES = ("auto", "cpu", "cuda")          # and cuda:<n>
+# the minimax game between the projectors and the modality classifier D (model.GAME_RULES says what each changes)
+GAMES = {
+    "penalty": "the paper's reversal layer against a smooth D: a zero-centred gradient penalty (weight disc_penalty) keeps "
+               "D flat around the data, so its reversed gradient pulls whole regions of one modality onto the other "
+               "instead of letting the projectors fool it by reshuffling points into separate image and text clumps "
+               "(chosen on validation: it mixed the modalities most at equal mAP)",
+    "paper": "the paper's game: a plain D learns image vs text by cross-entropy L_adv; the gradient reversal layer hands "
+             "the projectors -γ·∇L_adv. A fooled D does not mean mixed modalities: the projectors can fool it by "
+             "rearranging the space into separate local clumps of images and texts",
+    "conditional_penalty": "the penalty game with a class-conditional D: D also sees the label, so it hunts the "
+                           "image/text difference inside each class (the sub-clumps a map shows)",
+    "lipschitz": "the paper's game with a spectral-normalised (1-Lipschitz) D: it cannot draw a sharp boundary, so its "
+                 "reversed gradient moves regions rather than flipping points",
+    "lipschitz_conditional": "spectral-normalised and class-conditional D, with the reversal layer",
+    "conditional": "the paper's game with a class-conditional D (D also sees the label)",
+    "confusion": "confusion loss (Tzeng et al., 2015): D learns as in the paper, but the projectors minimise γ times the "
+                 "cross-entropy of D's output against 50/50 (no reversal layer): they make D unsure rather than wrong",
+}
 GROUPS = ("Loss weights", "Ablations: switch a loss off", "Minimax game: gradient reversal", "Optimisation",
           "Architecture", "Run")
 LOSS, ABLATE, GAME, OPTIM, ARCH, RUN = GROUPS
@@ -103,8 +121,11 @@ class ACMRConfig:
     use_triplet: bool = _f(True, "use the triplet loss L_imi (off = 'label loss only' ablation)", label="Triplet loss L_imi", group=ABLATE)
     use_label: bool = _f(True, "use the label loss L_imd (off = 'triplet loss only' ablation)", label="Label loss L_imd", group=ABLATE)
     # --- the minimax game ------------------------------------------------------------------------
+    game: str = _f("penalty", "the form of the minimax game between the projectors and the modality classifier D; penalty (default) = the reversal layer against a smooth, gradient-penalised D; paper = the paper's plain D (see the Compare tab for what each does)", label="Game", group=GAME, choices=tuple(GAMES))
+    disc_penalty: float = _f(0.3, "weight of the zero-centred gradient penalty on D in the penalty games (Mescheder et al., 2018): a D that is flat around the data cannot be fooled by small reshuffles (0.3 chosen on validation)", label="D gradient penalty", group=GAME, lo=0, step=0.1)
+    disc_steps: int = _f(1, "modality-classifier steps on each batch where D is stepped (D's training budget)", label="D steps per update", group=GAME, lo=1)
     grl_schedule: str = _f("dann", "γ schedule of the gradient reversal layer: dann = 2/(1+exp(-10p))-1, constant, or linear in progress p", label="γ schedule", group=GAME, choices=GRL_SCHEDULES)
-    grl_max: float = _f(0.3, "largest γ, the factor the reversal layer multiplies the modality gradient by (with a minus sign); DANN uses 1, 0.3 chosen on validation", label="γ maximum", group=GAME, lo=0, step=0.1)
+    grl_max: float = _f(1.0, "largest γ, the adversary's weight: the factor the reversal layer multiplies the modality gradient by (with a minus sign); DANN uses 1 (1 chosen on validation for the penalty game)", label="γ maximum", group=GAME, lo=0, step=0.1)
     k: int = _f(1, "projector steps per modality-classifier step; paper: k = 5, here 1 (chosen on validation: with 5 the classifier is too weak for the reversal to remove the modality signal)", label="k · projector steps per D step", group=GAME, lo=1)
     # --- optimisation ----------------------------------------------------------------------------
     lr: float = _f(1e-4, "Adam learning rate of the projectors and label classifier; not given in the paper", label="Learning rate (projectors)", group=OPTIM, lo=0, lo_open=True, step=1e-5, sci=True)
@@ -207,6 +228,8 @@ class ACMRConfig:
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        if "game" not in d and "grl_max" in d:   # a full config saved before games existed: it played the paper's
+            d = {**d, "game": "paper"}
         return cls(**d)
 
     @staticmethod

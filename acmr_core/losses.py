@@ -1,6 +1,7 @@
 """The loss terms of ACMR as small composable functions.
 
-L_emb = α·L_imi + β·L_imd + w·L_reg   (projectors minimise L_emb - γ·L_adv, D minimises L_adv)
+L_emb = α·L_imi + β·L_imd + w·L_reg   (projectors minimise L_emb - γ·L_adv, D minimises L_adv;
+                                        with the confusion game they minimise L_emb + γ·L_conf)
 
 Triplet samplers ("miners") are separate from the triplet loss, in the spirit of pytorch-metric-learning:
 a sampler picks (anchor, positive, negative) index triples inside a batch; the loss scores them.
@@ -155,3 +156,18 @@ def adversarial_loss(logits_v: torch.Tensor, logits_t: torch.Tensor) -> tuple[to
     target = modality_labels(len(logits_v), len(logits_t), logits.device)
     acc = (logits.argmax(1) == target).float().mean()
     return F.cross_entropy(logits, target), acc
+
+
+def confusion_loss(logits_v: torch.Tensor, logits_t: torch.Tensor) -> torch.Tensor:
+    """L_conf: cross-entropy of D's prediction against the uniform target (½ image, ½ text), the "domain
+    confusion" of Tzeng et al. (2015). Minimal (ln 2) when D is unsure about every item."""
+    return -F.log_softmax(torch.cat([logits_v, logits_t]), 1).mean()
+
+
+def gradient_penalty(disc, s: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """R = mean ‖∂(D's text logit − image logit)/∂s‖² at the data points (zero-centred, Mescheder et al. 2018):
+    a D that is flat around the data cannot be fooled by small reshuffles of the points."""
+    s = s.detach().requires_grad_(True)
+    out = disc(s, y)
+    (g,) = torch.autograd.grad((out[:, 1] - out[:, 0]).sum(), s, create_graph=True)
+    return g.pow(2).sum(1).mean()

@@ -98,19 +98,6 @@ def scores_both_ways(sims: np.ndarray, y: np.ndarray, k: int | None = None) -> d
     return {"img2txt": i2t, "txt2img": t2i, "avg": (i2t + t2i) / 2}
 
 
-def modality_probe(img: np.ndarray, txt: np.ndarray, seed: int = 0, folds: int = 3) -> float:
-    """Balanced accuracy of a fresh logistic regression predicting modality from common-space features,
-    cross-validated. 0.5 = the space is modality-invariant; 1.0 = images and texts are fully separable."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-    x = np.concatenate([img, txt]).astype(np.float64)
-    m = np.r_[np.zeros(len(img)), np.ones(len(txt))]
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    clf = LogisticRegression(solver="liblinear", max_iter=2000)
-    return float(cross_val_score(clf, x, m, cv=cv, scoring="balanced_accuracy").mean())
-
-
 def modality_gap(img: np.ndarray, txt: np.ndarray) -> float:
     """Distance between the centroids of the L2-normalised image and text embeddings (Liang et al., 2022)."""
     def unit(a):

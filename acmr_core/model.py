@@ -3,11 +3,32 @@ and a modality classifier D behind a gradient reversal layer (GRL)."""
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .config import ACMRConfig
+from .config import GAMES, ACMRConfig
+
+
+class Game(NamedTuple):
+    """What a game (config.GAMES) changes: D's form, and what the projectors are trained to do to it."""
+    lipschitz: bool = False      # D spectral-normalised (1-Lipschitz)
+    conditional: bool = False    # D also sees the label y
+    confusion: bool = False      # projectors minimise γ·L_conf (D pushed to 50/50) instead of ascending L_adv via the GRL
+    penalty: bool = False        # D is trained with a zero-centred gradient penalty (weight config.disc_penalty)
+
+
+GAME_RULES = {
+    "penalty": Game(penalty=True),
+    "paper": Game(),
+    "conditional_penalty": Game(conditional=True, penalty=True),
+    "lipschitz": Game(lipschitz=True),
+    "lipschitz_conditional": Game(lipschitz=True, conditional=True),
+    "conditional": Game(conditional=True),
+    "confusion": Game(confusion=True),
+}
+assert set(GAME_RULES) == set(GAMES), "config.GAMES and model.GAME_RULES must name the same games"
 
 
 class GradReverse(torch.autograd.Function):
@@ -60,6 +81,29 @@ def mlp(sizes: list[int], act=nn.Tanh, last_act: bool = True, dropout: float = 0
     return nn.Sequential(*layers)
 
 
+class Discriminator(nn.Module):
+    """The modality classifier D(s; θ_D): m → 50 → 2 logits (image, text).
+
+    conditional: D also sees the label y (one-hot or multi-hot, appended to s), so it can tell the modalities
+    apart *within* a class. lipschitz: every layer is spectral-normalised (largest singular value 1), so D is a
+    1-Lipschitz function of s and its gradient on the projectors stays smooth."""
+
+    def __init__(self, dim: int, layers: list[int], num_classes: int = 0, lipschitz: bool = False):
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = mlp([dim + num_classes, *layers, 2], act=nn.ReLU, last_act=False)
+        if lipschitz:
+            for i, layer in enumerate(self.net):
+                if isinstance(layer, nn.Linear):
+                    self.net[i] = nn.utils.parametrizations.spectral_norm(layer)
+
+    def forward(self, s: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            onehot = nn.functional.one_hot(y, self.num_classes) if y.ndim == 1 else y
+            s = torch.cat([s, onehot.to(s.dtype)], 1)
+        return self.net(s)
+
+
 class ACMR(nn.Module):
     """f_V: d_v → hidden → m, f_T: d_t → hidden → m (tanh), label classifier m → c, D: m → 50 → 2."""
 
@@ -69,7 +113,9 @@ class ACMR(nn.Module):
         self.image_proj = mlp([d_v, *cfg.image_layers, cfg.common_dim], dropout=cfg.dropout)   # f_V(v; θ_V)
         self.text_proj = mlp([d_t, *cfg.text_layers, cfg.common_dim], dropout=cfg.dropout)     # f_T(t; θ_T)
         self.label_clf = nn.Linear(cfg.common_dim, num_classes)                                # θ_imd
-        self.modality_clf = mlp([cfg.common_dim, *cfg.disc_layers, 2], act=nn.ReLU, last_act=False)  # D(·; θ_D)
+        game = GAME_RULES[cfg.game]
+        self.modality_clf = Discriminator(cfg.common_dim, cfg.disc_layers, num_classes if game.conditional else 0,
+                                          game.lipschitz)                                                  # D(·; θ_D)
         # input standardisation (set from the training split by `set_input_stats`; identity until then)
         for name, d in (("v", d_v), ("t", d_t)):
             self.register_buffer(f"{name}_mean", torch.zeros(d))

@@ -24,8 +24,8 @@ import torch
 from . import losses as L
 from .config import ACMRConfig
 from .data import CrossModalDataset, check_split_sizes, training_split
-from .metrics import modality_gap, modality_probe, retrieval_scores
-from .model import ACMR, grad_reverse, grl_weight, pick_device
+from .metrics import heldout_modality_probe, knn_mixing, modality_gap, retrieval_scores
+from .model import ACMR, GAME_RULES, grad_reverse, grl_weight, pick_device
 
 
 @dataclass
@@ -45,7 +45,7 @@ class EpochEvent:
     epoch: int              # 0 = before training
     epochs: int
     val: dict               # mAP@all on validation: img2txt, txt2img, avg
-    probe: float | None     # modality probe (balanced accuracy) on validation embeddings
+    probe: float | None     # held-out modality probe: fitted on training embeddings, balanced accuracy on validation
     gap: float              # modality gap on validation embeddings
     seconds: float          # wall time of this epoch
     elapsed: float          # wall time since start
@@ -54,6 +54,7 @@ class EpochEvent:
     losses: dict = field(default_factory=dict)   # this epoch's mean of each loss term (empty at epoch 0)
     disc_acc: float | None = None  # this epoch's mean modality-classifier accuracy (None at epoch 0 or without L_adv)
     weights: dict | None = None   # the model's state_dict at the end of this epoch (a copy: read it, never change it)
+    mixing: float | None = None   # kNN modality mixing of the validation embeddings (1 = mixed, 0 = segregated)
     kind: str = "epoch"
 
 
@@ -76,6 +77,9 @@ class TrainResult:
     stopped: bool = False
     error: str | None = None
     early_stopped: bool = False  # validation mAP stopped improving (config.patience)
+
+
+PROBE_FIT_PAIRS = 500   # at most this many training pairs fit the per-epoch held-out probe (it stays cheap)
 
 
 class TrainingDiverged(RuntimeError):
@@ -158,6 +162,8 @@ class Trainer:
         s = min(self.cfg.snapshot_size, len(self.val_idx))
         pick = np.random.default_rng([self.cfg.seed, 1])
         self.snapshot_idx = np.sort(pick.choice(self.val_idx, size=s, replace=False)) if s else None
+        f = min(PROBE_FIT_PAIRS, len(self.train_idx))      # the training pairs the held-out probe is fitted on
+        self.probe_fit_idx = np.sort(np.random.default_rng([self.cfg.seed, 2]).choice(self.train_idx, f, replace=False))
         self._pause = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -225,12 +231,12 @@ class Trainer:
             norms = [torch.linalg.vector_norm(W) for W in self._reg_weights]
             reg = torch.stack(norms).sum()
         emb = cfg.alpha * imi + cfg.beta * imd + cfg.reg_weight * reg
+        y2 = torch.cat([y, y])
         if cfg.use_adversarial:
-            d_logits = m.modality_clf(grad_reverse(s_both, gamma))
-            adv, acc = L.adversarial_loss(d_logits[:b], d_logits[b:])
+            adv, acc, fool = self._fool_term(s_both, y2, b, gamma)
         else:
-            adv, acc = zero, torch.tensor(float("nan"))
-        total = emb + adv
+            adv, acc, fool = zero, torch.tensor(float("nan")), zero
+        total = emb + fool
         # one stacked tensor, one transfer per step (no .item() per loss term); checked after the steps: a
         # diverged step is rolled back to the last good state anyway
         stacked = torch.stack([imd, imi, reg, adv, emb, total]).detach()
@@ -242,11 +248,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self._g_params, cfg.max_grad_norm, foreach=True)
         self.opt_g.step()
         if cfg.use_adversarial and step % cfg.k == 0:
-            d_logits = m.modality_clf(s_both.detach())
-            d_loss, acc = L.adversarial_loss(d_logits[:b], d_logits[b:])
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
+            acc = self._disc_step(s_both.detach(), y2, b)
         *losses, acc = torch.cat([stacked, acc.detach().reshape(1).to(stacked)]).tolist()
         values = dict(zip(LOSS_NAMES, losses))
         if not all(np.isfinite(x) for x in losses) or abs(values["total"]) > cfg.max_loss:
@@ -254,6 +256,34 @@ class Trainer:
             raise TrainingDiverged(f"the loss {'became NaN or infinite' if not np.isfinite(values['total']) else 'exploded'} "
                                    f"({', '.join(bad)} = {values[bad[0]]:.4g})")
         return values, acc
+
+    def _fool_term(self, s: torch.Tensor, y2: torch.Tensor, b: int, gamma: float):
+        """The projectors' side of the game on S = [S_V; S_T]: (L_adv, D's accuracy, the term they follow).
+
+        Every game but confusion: L_adv through the GRL (the projectors receive -γ·∇L_adv);
+        confusion: γ·L_conf, D's output pushed toward 50/50 (no reversal)."""
+        d, game = self.model.modality_clf, GAME_RULES[self.cfg.game]
+        if game.confusion:
+            logits = d(s, y2)
+            adv, acc = L.adversarial_loss(logits[:b], logits[b:])
+            return adv, acc, gamma * L.confusion_loss(logits[:b], logits[b:])
+        logits = d(grad_reverse(s, gamma), y2)
+        adv, acc = L.adversarial_loss(logits[:b], logits[b:])
+        return adv, acc, adv
+
+    def _disc_step(self, s: torch.Tensor, y2: torch.Tensor, b: int) -> torch.Tensor:
+        """D's side: descend L_adv on detached S (images labelled 0, texts 1), plus the gradient penalty in the
+        penalty games, `disc_steps` times. Returns D's accuracy before its last step."""
+        d, game, cfg = self.model.modality_clf, GAME_RULES[self.cfg.game], self.cfg
+        for _ in range(cfg.disc_steps):
+            logits = d(s, y2)
+            d_loss, acc = L.adversarial_loss(logits[:b], logits[b:])
+            if game.penalty and cfg.disc_penalty:
+                d_loss = d_loss + cfg.disc_penalty * L.gradient_penalty(d, s, y2)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+        return acc
 
     def evaluate_val(self) -> tuple[dict, float | None, float, dict | None, int]:
         ds, m = self.ds, self.model
@@ -263,27 +293,30 @@ class Trainer:
         epoch = len(self.history)
         probe = None
         if self.cfg.probe_every and epoch % self.cfg.probe_every == 0:
-            probe = modality_probe(img, txt, seed=self.cfg.seed)
+            fit = self.probe_fit_idx
+            probe = heldout_modality_probe(m.embed(ds.image_features[fit], "image"), m.embed(ds.text_features[fit], "text"),
+                                           img, txt, seed=self.cfg.seed)
         snap = None
         if self.snapshot_idx is not None:
             pos = np.searchsorted(self.val_idx, self.snapshot_idx)
             snap = {"image": img[pos], "text": txt[pos], "labels": ds.labels[self.snapshot_idx], "index": self.snapshot_idx}
-        return val, probe, modality_gap(img, txt), snap, epoch
+        return val, probe, modality_gap(img, txt), snap, epoch, knn_mixing(img, txt)
 
     def _record_epoch(self, epoch: int, t_epoch: float, t0: float) -> None:
-        val, probe, gap, snap, _ = self.evaluate_val()
+        val, probe, gap, snap, _, mixing = self.evaluate_val()
         self.last_good = state_copy(self.model)          # a fresh dict each epoch: readers never see it change
         if val["avg"] > self.best_val.get("avg", -1):
             self.best_val, self.best_epoch = val, epoch
             self.best_state = self.last_good             # the same copy: no second one
         elapsed = time.perf_counter() - t0
         self.history.append({"epoch": epoch, "val_img2txt": val["img2txt"], "val_txt2img": val["txt2img"],
-                             "val_avg": val["avg"], "probe": probe, "gap": gap, "seconds": time.perf_counter() - t_epoch,
+                             "val_avg": val["avg"], "probe": probe, "mixing": mixing, "gap": gap,
+                             "seconds": time.perf_counter() - t_epoch,
                              **{f"loss_{k}": v for k, v in self._epoch_losses.items()}})
         accs = [a for a in self._epoch_accs if a == a]
         self._emit(EpochEvent(epoch, self.cfg.epochs, val, probe, gap, time.perf_counter() - t_epoch, elapsed,
                                self.best_epoch, snap, dict(self._epoch_losses),
-                               float(np.mean(accs)) if accs else None, self.last_good))
+                               float(np.mean(accs)) if accs else None, self.last_good, mixing))
 
     def run(self) -> TrainResult:
         cfg = self.cfg
