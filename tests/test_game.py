@@ -8,7 +8,7 @@ from conftest import make_synthetic
 from acmr_core import losses as L
 from acmr_core.config import GAMES, ACMRConfig, ConfigError
 from acmr_core.metrics import heldout_modality_probe, knn_mixing
-from acmr_core.model import ACMR, GAME_RULES, grad_reverse
+from acmr_core.model import ACMR, GAME_RULES
 from acmr_core.training import Trainer, train
 
 SMALL = dict(epochs=3, image_layers=[32], text_layers=[32], common_dim=16, probe_every=0, snapshot_size=0)
