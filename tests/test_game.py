@@ -103,8 +103,8 @@ def test_the_default_game_mixes_modalities_that_start_apart():
     got = {}
     for adv, game in ((False, ACMRConfig().game), (True, ACMRConfig().game), ("paper", "paper")):
         ds = make_synthetic(n=600, seed=0)
-        cfg = ACMRConfig(seed=0, epochs=8, game=game, use_adversarial=bool(adv), image_layers=[64], text_layers=[64], common_dim=16,
-                         lr=1e-3, probe_every=0, snapshot_size=0, patience=0)
+        cfg = ACMRConfig(seed=0, epochs=8, game=game, use_adversarial=bool(adv), image_layers=[64], text_layers=[64],
+                         common_dim=16, lr=1e-3, probe_every=0, snapshot_size=0, patience=0)
         tr = Trainer(ds, cfg)
         r = tr.run()
         idx, fit = ds.indices("test"), tr.train_idx
