@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from acmr_core import export
+from acmr_core.data import training_split
 
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
@@ -41,9 +42,10 @@ def downloads(run, v) -> None:
     if ds is None or v.epoch < 1:
         st.caption("Train at least one epoch to export embeddings.")
         return
-    splits = [s for s in SPLIT_NAMES if (ds.split == s).any()]
+    assignment = training_split(ds, run.config.val_fraction, run.config.seed)   # "val": what the run carved
+    splits = [s for s in SPLIT_NAMES if (assignment == s).any()]
     split = st.selectbox("Split", splits, index=splits.index("test") if "test" in splits else 0,
-                         format_func=lambda s: f"{SPLIT_NAMES[s]} ({int((ds.split == s).sum())} pairs)",
+                         format_func=lambda s: f"{SPLIT_NAMES[s]} ({int((assignment == s).sum())} pairs)",
                          key="dl_emb_split",
                          help="Which pairs to embed with the current model (the best epoch once training ended, else "
                               "the last finished epoch). Row i of image and text is pair i, in dataset order.")

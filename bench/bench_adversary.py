@@ -45,7 +45,7 @@ def one_run(job: dict) -> dict:
     from acmr_core.training import Trainer
 
     ds = load(job["dataset"], job["wiki_dir"])
-    cfg = preset_config(job["preset"], seed=job["seed"], **job["config"])
+    cfg = preset_config(None if job["preset"] == "none" else job["preset"], seed=job["seed"], **job["config"])
     t0 = time.perf_counter()
     tr = Trainer(ds, cfg)
     r = tr.run()
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
     ap.add_argument("--games", default=",".join([NONE, *GAMES]),
                     help=f"comma-separated, from: {NONE} (no adversary), {', '.join(GAMES)}")
     ap.add_argument("--weights", default=None, help="comma-separated γ max values: one row per game and weight")
-    ap.add_argument("--preset", default="demo", help="demo (the dashboard's start, default) or paper")
+    ap.add_argument("--preset", default="demo", help="demo (the dashboard's start), paper, or none (config defaults)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each with one torch thread)")
     ap.add_argument("--json", default=None, help="also write every run's figures to this file")
     args = ap.parse_args(argv)

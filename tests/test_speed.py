@@ -118,7 +118,7 @@ def reference_step(model, opt_g, opt_d, v, t, y, cfg, gamma):
 
 
 def test_trainer_step_equals_the_plain_step():
-    cfg = ACMRConfig(seed=0, dropout=0.0, probe_every=0, snapshot_size=0, reg_weight=0.05, max_grad_norm=0.5)
+    cfg = ACMRConfig(seed=0, game="paper", dropout=0.0, probe_every=0, snapshot_size=0, reg_weight=0.05, max_grad_norm=0.5)
     tr = Trainer(make_synthetic(), cfg)
     ref = copy.deepcopy(tr.model)
     opt_g = torch.optim.Adam(list(ref.projector_parameters()), lr=cfg.lr, foreach=False)

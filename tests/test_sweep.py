@@ -167,7 +167,7 @@ def test_sweep_from_the_compare_tab(tmp_path):
         go.Figure(fig)                                                          # valid plotly
         line = [t for t in fig["data"] if t.get("mode") == "lines+markers"][0]
         assert line["x"][0] == "0 (none)" and len(line["x"]) == len(sweep.WEIGHTS)
-        assert np.allclose(line["y"], [p[key] for p in sweep.curve(v.points)])
+        assert np.allclose(line["y"], [p[key] for p in sweep.curve(v.points, v.points[-1]["game"])])
     words = texts(at)
     a, b = v.points[0], v.points[-1]
     assert f"mixing {a['mixing']:.2f} → {b['mixing']:.2f}" in words                # the words follow the numbers
