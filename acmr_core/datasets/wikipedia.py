@@ -14,14 +14,13 @@ from ..data import CrossModalDataset, DataError, register_dataset, require_dir
 from .features import read_mat
 
 
-def _read_list(path: Path, n_rows: int, n_classes: int) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path}: file missing (expected the Wikipedia benchmark's standard layout)")
-    labels = []
+def list_pairs(path: Path, n_classes: int) -> list[tuple[int, str, str, int]]:
+    """(line number, text id, image id, 0-based class) per non-empty line of a `*_txt_img_cat.list` file."""
+    out = []
     for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.split("\t")
+        parts = line.strip().split("\t")
         if len(parts) != 3:
             raise DataError(f"{path}: line {i} should be 'text id<TAB>image id<TAB>category', got {line[:80]!r}")
         try:
@@ -30,7 +29,14 @@ def _read_list(path: Path, n_rows: int, n_classes: int) -> np.ndarray:
             raise DataError(f"{path}: line {i}: category {parts[2]!r} is not a whole number") from None
         if not 1 <= c <= n_classes:
             raise DataError(f"{path}: line {i}: category {c} is out of range 1..{n_classes}")
-        labels.append(c - 1)
+        out.append((i, parts[0].strip(), parts[1].strip(), c - 1))
+    return out
+
+
+def _read_list(path: Path, n_rows: int, n_classes: int) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path}: file missing (expected the Wikipedia benchmark's standard layout)")
+    labels = [c for *_, c in list_pairs(path, n_classes)]
     if len(labels) != n_rows:
         raise DataError(f"{path}: {len(labels)} lines, but the feature file has {n_rows} rows for this split")
     return np.array(labels, dtype=np.int64)

@@ -30,6 +30,7 @@ from ..cache import cache_key
 from ..data import CrossModalDataset, DataError, register_dataset, require_dir
 from ..encoders import best_offline_encoders, make_encoder
 from ..features import ImageFiles, fit_and_encode
+from .wikipedia import list_pairs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 LISTS = {"train": "trainset_txt_img_cat.list", "test": "testset_txt_img_cat.list"}
@@ -49,25 +50,6 @@ def read_text(path: Path) -> str:
     m = _TEXT.search(raw)
     body = m.group(1) if m else raw
     return " ".join(html.unescape(_TAG.sub(" ", body)).split())
-
-
-def _pairs(path: Path, n_classes: int) -> list[tuple[int, str, str, int]]:
-    """(line number, text id, image id, 0-based class) per non-empty line of a list file."""
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.strip().split("\t")
-        if len(parts) != 3:
-            raise DataError(f"{path}: line {i} should be 'text id<TAB>image id<TAB>category', got {line[:80]!r}")
-        try:
-            c = int(parts[2])
-        except ValueError:
-            raise DataError(f"{path}: line {i}: category {parts[2]!r} is not a whole number") from None
-        if not 1 <= c <= n_classes:
-            raise DataError(f"{path}: line {i}: category {c} is out of range 1..{n_classes}")
-        out.append((i, parts[0].strip(), parts[1].strip(), c - 1))
-    return out
 
 
 def _image_index(root: Path) -> dict[str, Path]:
@@ -97,7 +79,7 @@ def load_wikipedia_raw(data_dir=None, image_encoder: str | None = None, text_enc
     images_by_id = _image_index(root)
     rows, problems = [], []
     for split, name in LISTS.items():
-        for line, text_id, image_id, label in _pairs(root / name, len(class_names)):
+        for line, text_id, image_id, label in list_pairs(root / name, len(class_names)):
             where = f"{name} line {line}"
             img = images_by_id.get(image_id)
             txt = next((p for p in (root / "texts" / f"{text_id}.xml", root / "texts" / f"{text_id}.txt") if p.is_file()), None)
