@@ -42,7 +42,8 @@ DATA_DIR = next((str(p) for p in (Path(__file__).resolve().parents[1] / "../shar
                                    Path("/work/shared/data/wikipedia")) if p.is_dir()), "../shared/data/wikipedia")
 EQUAL_WORK = dict(epochs=30, patience=0, probe_every=0, snapshot_size=0, k=1, triplet_sampler="all",
                   image_layers=[2000], text_layers=[500], common_dim=200, disc_layers=[50], dropout=0.5,
-                  batch_size=64, use_adversarial=True, use_triplet=True, use_label=True, threads=1)
+                  batch_size=64, use_adversarial=True, use_triplet=True, use_label=True, threads=1,
+                  game="paper", grl_max=0.3)   # the reversal game the naive loop plays (no gradient penalty)
 
 
 def naive_map(img: np.ndarray, txt: np.ndarray, y: np.ndarray) -> float:
