@@ -131,14 +131,18 @@ def test_app_serves_health_and_search_on_one_port(server):
     assert _get(server["url"] + "gradio/") == 200       # the Gradio search app, mounted in the same process
 
 
+EPOCHS = 20
+
+
 def test_train_watch_maps_and_search_in_chromium(page, server, shots):
     pg = page
     pg.screenshot(path=str(shots / "01-start.png"))
-    # a small shapes run: fewer pairs and epochs than the demo default, same code path
+    # a small shapes run: fewer pairs than the demo default, same code path; enough epochs (the trainer is fast:
+    # 6 epochs of 400 pairs end in about 4 s) that the page is seen while training still runs
     pg.get_by_text("Shapes options").click()
     set_number(pg, "Pairs", 400)
     pg.get_by_text("Optimisation").first.click()
-    set_number(pg, "Epochs", 6)
+    set_number(pg, "Epochs", EPOCHS)
     pg.get_by_role("button", name="Start").click()
 
     # the loss chart grows while training runs
@@ -158,7 +162,7 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
     time.sleep(2)
     m = chart(pg, "Validation mAP")
     avg = next(t for t in m["traces"] if t["name"] == "average")["y"]
-    assert len(avg) == 7 and max(avg[1:]) > avg[0] + 0.01, avg
+    assert len(avg) == EPOCHS + 1 and max(avg[1:]) > avg[0] + 0.01, avg
     pg.screenshot(path=str(shots / "03-finished.png"), full_page=True)
 
     # the maps: both colourings side by side
@@ -195,11 +199,11 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
     time.sleep(1)
     pg.screenshot(path=str(shots / "05b-map-epoch-0.png"))
     pg.get_by_text("Follow live", exact=True).click()          # back to the newest epoch
-    wait_for(pg, lambda: chart(pg, "epoch 6: by modality"), 30, "the newest epoch again")
+    wait_for(pg, lambda: chart(pg, f"epoch {EPOCHS}: by modality"), 30, "the newest epoch again")
 
     # switch the colouring: before/after, coloured by modality, then by class
     segmented(pg, "Before / after").click()
-    wait_for(pg, lambda: chart(pg, "before: epoch 0") and chart(pg, "after: epoch 6"), 30, "the before/after view")
+    wait_for(pg, lambda: chart(pg, "before: epoch 0") and chart(pg, f"after: epoch {EPOCHS}"), 30, "the before/after view")
     segmented(pg, "modality").click()
     wait_for(pg, lambda: chart(pg, "(by modality)"), 30, "colour by modality")
     time.sleep(1)
