@@ -5,7 +5,8 @@ a reduced training split, and the kept model's validation embeddings are measure
 directions, mAP@all), the held-out modality probe (fitted on the training embeddings) and kNN modality
 mixing (k = 10). `estimate()` times a few real training steps first, so a page can say what the sweep will
 cost before it starts. `Sweep` runs in a daemon thread, can be stopped, and reports progress through
-`view()` (a consistent copy) and an optional callback. Nothing here imports a UI library.
+`view()` (a consistent copy) and an optional callback. Every point is trained by the one pipeline
+(pipeline.train_run), so each leaves a run folder the dashboard lists. Nothing here imports a UI library.
 """
 from __future__ import annotations
 
@@ -166,13 +167,16 @@ class Sweep:
     def __init__(self, dataset: CrossModalDataset | Callable[[], CrossModalDataset], config: ACMRConfig | None = None,
                  weights=WEIGHTS, games: list | None = None, epochs: int | None = None,
                  train_pairs: int | None = None, estimate: dict | None = None,
-                 on_progress: Callable[[SweepView], None] | None = None):
+                 on_progress: Callable[[SweepView], None] | None = None, root=None, dataset_label: str = ""):
+        """Every sweep point is a run of the one pipeline (pipeline.train_run): a run folder under `root`
+        (default: runs.runs_root()), named "sweep: weight w", that the dashboard lists like any other run."""
         self.config = (config or ACMRConfig()).validate()
         self._source = dataset
         self.weights = tuple(float(w) for w in weights)
         if not self.weights or any(w < 0 for w in self.weights):
             raise ValueError("the sweep needs weights >= 0")
         self.games = list(games) if games else []
+        self.root, self.dataset_label = root, dataset_label
         self.epochs, self.train_pairs = int(epochs or self.config.epochs), train_pairs
         self.plan = plan(self.weights, self.games or None)
         self.estimate = estimate
@@ -219,7 +223,7 @@ class Sweep:
     # --- the worker ----------------------------------------------------------------------------------------
     def _run(self) -> None:
         from .live import _preimport
-        from .training import Trainer
+        from .pipeline import train_run
 
         try:
             _preimport()
@@ -234,22 +238,22 @@ class Sweep:
                 self._emit()
                 cfg = run_config(self.config, weight, self.epochs, game)
                 accs: list[tuple[int, float]] = []
+                held: dict = {}
                 t_run = time.perf_counter()
-                tr = Trainer(copy.copy(small), cfg, [lambda e, a=accs: self._on_event(e, a)])
-                self._trainer = tr
-                if self._stop.is_set():
-                    tr.stop()
-                result = tr.run()
+                out = train_run(copy.copy(small), cfg, root=self.root, dataset_label=self.dataset_label or ds.name,
+                                name=f"sweep: weight {weight:g}" + (f" ({game})" if game else ""),
+                                listeners=(lambda e, a=accs: self._on_event(e, a),),
+                                on_trainer=lambda tr, h=held: self._attach(tr, h))
                 self._trainer = None
-                if result.error:
-                    raise RuntimeError(result.error)
-                if self._stop.is_set():
+                if out.state == "failed":
+                    raise RuntimeError(out.message)
+                if self._stop.is_set() or out.result is None:
                     break
-                m = measure(result.model, tr.ds, tr.split)
+                m = measure(out.result.model, out.dataset, held["trainer"].split)
                 last = [a for e, a in accs if e == max(e for e, _ in accs)] if accs else []
                 point = {"game": game, "weight": weight, **m,
                          "disc_acc": float(np.mean(last)) if last else None,
-                         "seconds": time.perf_counter() - t_run}
+                         "seconds": time.perf_counter() - t_run, "run_id": out.run.run_id}
                 with self._lock:
                     self._points.append(point)
                 self._emit()
@@ -266,6 +270,12 @@ class Sweep:
             with self._lock:
                 self._t_end = time.perf_counter()
             self._emit()
+
+    def _attach(self, trainer, held: dict) -> None:
+        """The pipeline built this run's trainer: keep it, so that stop() reaches it."""
+        held["trainer"] = self._trainer = trainer
+        if self._stop.is_set():
+            trainer.stop()
 
     def _on_event(self, e, accs: list) -> None:
         kind = getattr(e, "kind", None)

@@ -19,6 +19,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -39,20 +40,22 @@ def load(name: str, wiki_dir: str):
 
 
 def one_run(job: dict) -> dict:
-    """Train one (dataset, variant, seed) and score it on the test split."""
-    from acmr_core.pipeline import test_metrics
+    """Train one (dataset, variant, seed) through the one pipeline (a run folder under job["runs_dir"]) and
+    read its test-split figures from the metrics it wrote."""
+    from acmr_core.pipeline import train_run
     from acmr_core.presets import preset_config
-    from acmr_core.training import Trainer
 
     ds = load(job["dataset"], job["wiki_dir"])
     cfg = preset_config(None if job["preset"] == "none" else job["preset"], seed=job["seed"], **job["config"])
     t0 = time.perf_counter()
-    tr = Trainer(ds, cfg)
-    r = tr.run()
+    out = train_run(ds, cfg, root=job["runs_dir"], name=f"bench_adversary: {job['label']}, seed {job['seed']}")
     seconds = time.perf_counter() - t0
-    m = test_metrics(r.model, ds, tr.train_idx, seed=job["seed"])
+    if out.metrics is None:
+        raise SystemExit(f"error: {job['dataset']} {job['label']} seed {job['seed']} {out.state}: {out.message}")
+    m = out.metrics["test"]
     return {**job, "map": m["map_all"], "modality_probe": m["modality_probe"], "knn_mixing": m["knn_mixing"],
-            "seconds": seconds, "best_epoch": r.best_epoch, "error": r.error}
+            "seconds": seconds, "best_epoch": out.metrics["best_epoch"], "error": out.metrics["error"],
+            "run_id": out.run.run_id}
 
 
 def variants(games: list[str], weights: list[float] | None) -> list[tuple[str, dict]]:
@@ -92,6 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--preset", default="demo", help="demo (the dashboard's start), paper, or none (config defaults)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each with one torch thread)")
     ap.add_argument("--json", default=None, help="also write every run's figures to this file")
+    ap.add_argument("--runs-dir", default=None, help="where the run folders go (default: a new temporary folder)")
     args = ap.parse_args(argv)
     seeds = list(range(int(args.seeds))) if "," not in args.seeds else [int(s) for s in args.seeds.split(",")]
     games = [g.strip() for g in args.games.split(",") if g.strip()]
@@ -104,7 +108,10 @@ def main(argv=None) -> None:
         if d not in DATASETS:
             sys.exit(f"error: unknown dataset {d}; choose from {', '.join(DATASETS)}")
         load(d, args.data_dir)                       # generate / check once, before the workers start
-    jobs = [{"dataset": d, "label": label, "config": over, "seed": s, "wiki_dir": args.data_dir, "preset": args.preset}
+    runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="acmr-bench-runs-")
+    print(f"runs recorded under {runs_dir} (python -m acmr_core runs --dir {runs_dir})", file=sys.stderr)
+    jobs = [{"dataset": d, "label": label, "config": over, "seed": s, "wiki_dir": args.data_dir, "preset": args.preset,
+             "runs_dir": runs_dir}
             for d in datasets for label, over in variants(games, weights) for s in seeds]
     t0 = time.perf_counter()
     if args.jobs > 1:
@@ -121,7 +128,7 @@ def main(argv=None) -> None:
     print(f"Test split, preset `{args.preset}` (the dashboard starts from `demo`), best epoch on validation, seeds "
           f"{', '.join(map(str, seeds))}; mean ± std. Probe: fitted on the training split, 0.5 = invariant. "
           "Mixing: k = 10 cosine neighbours, 1 = mixed.\n")
-    print("| dataset | game | mAP@all I2T | T2I | Avg | modality probe | kNN mixing | train s |")
+    print("| dataset | game | mAP@all I2T | T2I | Avg | modality probe | kNN mixing | run s (train, test, save) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for d in datasets:
         for label, _ in variants(games, weights):

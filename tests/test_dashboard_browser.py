@@ -159,9 +159,12 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
         txt = pg.locator("[data-testid='stProgress']").first.inner_text()
         return "finished" in txt
     wait_for(pg, finished, 300, "training to finish")
-    time.sleep(2)
-    m = chart(pg, "Validation mAP")
-    avg = next(t for t in m["traces"] if t["name"] == "average")["y"]
+    # the page re-renders once more after the last epoch: wait until the chart shows every epoch
+    def final_avg():
+        m = chart(pg, "Validation mAP")
+        avg = m and next((t["y"] for t in m["traces"] if t["name"] == "average"), None)
+        return avg if avg and len(avg) == EPOCHS + 1 else None
+    avg = wait_for(pg, final_avg, 60, "the validation chart with every epoch")
     assert len(avg) == EPOCHS + 1 and max(avg[1:]) > avg[0] + 0.01, avg
     pg.screenshot(path=str(shots / "03-finished.png"), full_page=True)
 

@@ -74,6 +74,14 @@ def test_sweep_measures_every_weight_on_synthetic_data():
     assert counts == sorted(counts) and counts[-1] == 3 and seen[-1].state == "finished"
     assert any(x.state == "running" and x.epoch > 0 for x in seen)        # progress within a run, too
     assert v.progress == 1.0
+    # each point was trained by the one pipeline: a finished run folder, listed like any other run
+    from acmr_core.runs import find_run, list_runs
+
+    listed = {r.run_id: r for r in list_runs()}
+    for p in v.points:
+        run = find_run(p["run_id"])
+        assert run is not None and listed[p["run_id"]].status == "finished"
+        assert json.loads((run.path / "metrics.json").read_text())["config"]["use_adversarial"] == (p["weight"] > 0)
 
 
 def test_sweep_stops_between_and_within_runs():
