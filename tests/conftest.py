@@ -40,3 +40,13 @@ def wiki_dir():
     if not (WIKI / "raw_features.mat").is_file():
         pytest.skip(f"the shared Wikipedia benchmark is not at {WIKI}")
     return WIKI
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """For `-n 2 --dist loadgroup` (run-tests.sh): each test file stays on one worker (its module fixtures start
+    once), and every browser test runs on the same worker, one after another, so two browser tests never
+    compete for the CPU while they wait on a live page."""
+    for item in items:
+        group = "browser" if item.get_closest_marker("browser") else item.path.stem
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -106,6 +106,7 @@ def test_loading_never_unpickles(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_cli_train_and_evaluate_on_features_file(tmp_path, capsys):
     ds = make_synthetic()
     tr, te = ds.split == "train", ds.split == "test"
@@ -134,6 +135,7 @@ def test_cli_train_and_evaluate_on_features_file(tmp_path, capsys):
     assert f"{evaluate(ck.model, ds2)['img2txt']:.3f}" in table
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "acmr_core", "train", "--dataset", "wikipedia",
                         "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],

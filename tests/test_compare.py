@@ -177,6 +177,7 @@ def test_the_dashboards_download_bytes_parse(trained):
     assert {m.split("\t")[0] for m in meta[1:]} == {"image", "text"}
 
 
+@pytest.mark.slow
 def test_dashboard_shows_mixing_live_and_offers_the_embedding_downloads(tmp_path, monkeypatch):
     from tests.test_dashboard import open_tab, page, state, wait
 

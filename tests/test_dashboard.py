@@ -162,6 +162,7 @@ def test_start_trains_live_then_finishes_and_unlocks(features_file):
     assert not at.button(key="btn_start").disabled and not at.number_input(key="cfg_lr").disabled
 
 
+@pytest.mark.slow
 def test_finished_run_shows_metrics_and_hands_the_model_to_search(features_file):
     at = page(features_file)
     at.button(key="btn_start").click().run()
@@ -438,6 +439,7 @@ def test_umap_snapshot_plan_is_chosen_before_start(features_file):
 
 # --- runs on disk: a reload, a second viewer, a run recorded earlier ------------------------------------
 
+@pytest.mark.slow
 def test_reload_and_a_second_viewer_attach_to_the_same_live_run(features_file):
     a = page(features_file, epochs=500)
     a.button(key="btn_start").click().run()

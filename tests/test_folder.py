@@ -60,6 +60,7 @@ def load(root, **kw):
     return load_dataset("folder", **opts)
 
 
+@pytest.mark.slow
 def test_good_folder_without_split_column(tmp_path):
     make_folder(tmp_path)
     ds = load(tmp_path)
@@ -77,6 +78,7 @@ def test_good_folder_without_split_column(tmp_path):
     np.testing.assert_array_equal(again.image_features, ds.image_features)
 
 
+@pytest.mark.slow
 def test_split_column_is_used(tmp_path):
     make_folder(tmp_path, split=True)
     ds = load(tmp_path)

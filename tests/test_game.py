@@ -97,6 +97,7 @@ def test_confusion_loss_is_minimal_at_fifty_fifty():
     assert L.confusion_loss(sure, sure).item() > 4
 
 
+@pytest.mark.slow
 def test_the_default_game_mixes_modalities_that_start_apart():
     """make_synthetic gives every image an offset of +3 in its own space: without an adversary the two
     modalities stay apart locally; the default game (same seed, same everything else) mixes them."""

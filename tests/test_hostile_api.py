@@ -19,6 +19,9 @@ from PIL import Image, ImageDraw
 
 from app.upload_guard import REFUSED_MESSAGE
 
+# every test here talks to two real servers started once (about 15 s): the full suite runs them, the quick loop not
+pytestmark = pytest.mark.slow
+
 SMALL = dict(image_layers=[128], text_layers=[64], common_dim=32, probe_every=0, snapshot_size=0)
 
 

@@ -180,6 +180,7 @@ def test_an_unusable_out_is_refused_before_training(tmp_path, capsys, no_trainin
             assert (tmp_path / f).read_text() == "keep me"      # nothing lost
 
 
+@pytest.mark.slow
 def test_the_cli_in_a_real_process_has_no_traceback(tmp_path):
     data = features_file(tmp_path / "f.npz", image_train=np.array([["x"] * 8] * 63))
     r = subprocess.run([sys.executable, "-m", "acmr_core", *train_args(data, tmp_path / "o")], capture_output=True,
@@ -292,6 +293,7 @@ def test_stale_temporaries_are_cleaned_on_the_next_save(tmp_path):
     live.unlink()
 
 
+@pytest.mark.slow
 def test_kill_9_during_saves_leaves_a_loadable_checkpoint_and_no_litter(tmp_path):
     """A process saving in a loop is killed at random moments; afterwards the checkpoint loads, and the app's
     start (ModelStore.load_latest) removes what the killed saves left."""

@@ -99,8 +99,6 @@ def test_global_pca_keeps_relative_spread_between_frames():
 
 # --- UMAP ----------------------------------------------------------------------------------------------------
 
-umap = pytest.importorskip("umap")
-
 
 @pytest.mark.slow
 def test_umap_frame_shows_modality_gap_and_is_aligned_to_previous():

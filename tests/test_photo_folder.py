@@ -31,6 +31,7 @@ def test_the_builder_writes_a_folder_with_captions_without_spaces(photo_folder):
     assert (photo_folder / rows[0]["image"]).is_file()
 
 
+@pytest.mark.slow
 def test_folder_defaults_train_search_and_are_recorded(photo_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("ACMR_CACHE_DIR", str(tmp_path / "cache"))
     ds = load_dataset("folder", data_dir=photo_folder, progress=False)

@@ -456,6 +456,7 @@ def test_named_endpoints_via_gradio_client(server, tmp_path):
         client.predict("a star", 0, api_name="/search_by_text")
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_queries_all_answered_correctly(server, tmp_path):
     from gradio_client import Client, handle_file
 

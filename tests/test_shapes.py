@@ -132,6 +132,7 @@ def test_unknown_options_and_bad_values_are_refused(tmp_path):
         small(tmp_path, n_pairs=5)
 
 
+@pytest.mark.slow
 def test_cache_is_used_and_invalidated(tmp_path):
     CountingImage.calls = 0
     a = small(tmp_path, image_encoder="counting_image_test")
@@ -178,6 +179,7 @@ def test_a_corrupt_cache_entry_is_recomputed(tmp_path):
     np.testing.assert_allclose(a.image_features, b.image_features)
 
 
+@pytest.mark.slow
 def test_small_shapes_is_learnable_far_above_chance_and_colour_is_a_trap(tmp_path):
     """Logistic regression on each modality's features: far above chance (0.1) for the class; the
     colour part of the image features predicts colour well but the class only at chance level."""

@@ -138,6 +138,7 @@ def _env(tmp_path, monkeypatch):
     monkeypatch.setenv("ACMR_CACHE_DIR", str(tmp_path / "cache"))
 
 
+@pytest.mark.slow
 def test_sweep_from_the_compare_tab(tmp_path):
     from tests.test_dashboard import open_tab, page, texts
 

@@ -71,6 +71,7 @@ def test_the_raw_release_loads_with_the_default_encoders(release, tmp_path):
     np.testing.assert_array_equal(again.image_features, ds.image_features)
 
 
+@pytest.mark.slow
 def test_the_raw_release_searches_by_text_and_by_photo(release, tmp_path):
     ds = load_dataset("wikipedia_raw", data_dir=release, cache_dir=tmp_path, progress=False)
     cfg = ACMRConfig(epochs=15, patience=0, probe_every=0, seed=0)
