@@ -11,6 +11,7 @@ blocks. Figures come from app/charts.py.
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 import zipfile
@@ -33,7 +34,7 @@ from app import charts, compare, embedding_export, services, wording  # noqa: E4
 from app.dashboard_defaults import DEFAULTS, DEMO, EXPLAIN, FIELD_GROUPS, TABS  # noqa: E402
 
 CARD_H = 118
-POLL = 1.0                      # seconds between live redraws while something runs
+POLL = float(os.environ.get("ACMR_POLL_S", "1.0"))   # seconds between live redraws while something runs
 ss = st.session_state
 
 

@@ -173,3 +173,15 @@ def test_a_stored_run_reads_the_same_as_the_live_one(tmp_path, synthetic):
     assert sorted(disk.pca) == sorted(live.pca)
     np.testing.assert_allclose(disk.pca[3].coords, live.pca[3].coords)
     assert disk.metrics["test"] == live.metrics["test"]
+
+
+def test_warm_up_trains_in_memory_and_leaves_no_run(tmp_path, monkeypatch):
+    import sys
+
+    from acmr_core.pipeline import warm_up
+
+    monkeypatch.setenv("ACMR_RUNS_DIR", str(tmp_path / "runs"))
+    seconds = warm_up()
+    assert seconds > 0
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+    assert "sklearn.linear_model" in sys.modules          # the held-out probe's import is paid here, not by a Start
