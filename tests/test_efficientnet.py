@@ -9,6 +9,10 @@ from acmr_core.encoders import make_encoder  # noqa: E402
 from acmr_core.encoders.efficientnet import TIMM_ARCH, load_model, timm_key, weights_path  # noqa: E402
 from acmr_core.features import ImageArray, fit_and_encode, is_cached  # noqa: E402
 
+# every test here loads the real 4.7 M-parameter network (several seconds the first time in a process): CI runs
+# them, the quick loop not
+pytestmark = pytest.mark.slow
+
 
 def photo(name: str) -> Image.Image:
     from skimage import data
@@ -16,7 +20,6 @@ def photo(name: str) -> Image.Image:
     return Image.fromarray(getattr(data, name)())
 
 
-@pytest.mark.slow
 def test_every_key_of_the_weights_maps_onto_timm_strictly():
     import timm
     import torch
@@ -36,7 +39,6 @@ def test_every_key_of_the_weights_maps_onto_timm_strictly():
         assert torch.equal(v, mapped[k]), k
 
 
-@pytest.mark.slow
 def test_known_photos_get_sensible_imagenet_classes():
     enc = make_encoder("efficientnet_lite0")
     cat, coffee = enc.classify([photo("chelsea"), photo("coffee")], k=5)
@@ -45,7 +47,6 @@ def test_known_photos_get_sensible_imagenet_classes():
     assert cat[0][1] > 0.2 and coffee[0][1] > 0.5
 
 
-@pytest.mark.slow
 def test_features_are_1280_d_finite_batched_and_deterministic():
     enc = make_encoder("efficientnet_lite0")
     ims = [photo("chelsea"), photo("camera").convert("L"), Image.new("RGB", (17, 300), (10, 200, 30))]
