@@ -218,8 +218,10 @@ def map_figure_epochs(view) -> go.Figure:
     if view.best_epoch and len(view.history) > 1:
         layout["shapes"] = [dict(type="line", x0=view.best_epoch, x1=view.best_epoch, y0=0, y1=1, yref="paper",
                                  line=dict(color=GREEN, width=2, dash="dot"))]
-        layout["annotations"] = [dict(text=f"best epoch {view.best_epoch}", x=view.best_epoch, y=0.02, yref="paper",
-                                      xanchor="right", yanchor="bottom", showarrow=False,
+        # the label sits on the side of the line with room for it (in the axis' left half it would be cut off)
+        side = "left" if view.best_epoch < max(1, view.epochs) / 2 else "right"
+        layout["annotations"] = [dict(text=f" best epoch {view.best_epoch} ", x=view.best_epoch, y=0.02, yref="paper",
+                                      xanchor=side, yanchor="bottom", showarrow=False,
                                       font=dict(color=GREEN, size=13))]
     return _fig(data, layout)
 

@@ -500,3 +500,15 @@ def test_an_unwritable_runs_folder_is_a_message_not_a_stack_trace(features_file,
     assert not at.exception and run_obj(at) is None
     assert any("Could not create the run's folder" in e.value for e in at.error), texts(at)
     assert not at.button(key="btn_start").disabled
+
+
+def test_the_best_epoch_label_stays_inside_the_validation_chart():
+    from types import SimpleNamespace
+
+    from app import charts
+
+    history = [{"epoch": e, "val_img2txt": 0.1 + e / 2000, "val_txt2img": 0.1, "val_avg": 0.1} for e in range(140)]
+    for best, side in ((26, "left"), (900, "right")):
+        fig = charts.map_figure_epochs(SimpleNamespace(history=history, best_epoch=best, epochs=1000))
+        (note,) = fig.layout.annotations
+        assert note.xanchor == side and f"best epoch {best}" in note.text
