@@ -75,10 +75,12 @@ A text query retrieves **images**; an image query retrieves **captions** (cross-
 neighbours* to compare with what the query's own modality would return.
 """
 
-# select the Sketchpad's brush when the Draw tab opens (Gradio's Sketchpad starts with no tool selected)
-PICK_BRUSH_JS = """() => { setTimeout(() => {
+# select the Sketchpad's brush when the Draw tab opens (Gradio's Sketchpad starts with no tool selected); its
+# toolbar can take a while to appear on a busy machine, so look for it every 100 ms for up to 10 s
+PICK_BRUSH_JS = """() => { let tries = 0; const pick = () => {
   const b = document.querySelector('#acmr-sketch button[aria-label="Brush"]');
-  if (b) b.click(); }, 150); }"""
+  if (b) { b.click(); } else if (++tries < 100) { setTimeout(pick, 100); } };
+  setTimeout(pick, 150); }"""
 
 CSS = """
 #acmr-search .acmr-results img { image-rendering: pixelated; }

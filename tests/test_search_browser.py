@@ -112,7 +112,8 @@ def test_draw_a_star(app_url, page):
     page.get_by_role("tab", name="Draw").click()
     canvas = page.locator("#acmr-sketch canvas").first
     canvas.wait_for(timeout=10_000)
-    page.wait_for_timeout(500)  # the tab's js selects the brush
+    page.locator('#acmr-sketch button[aria-label="Brush"]').first.wait_for(timeout=30_000)
+    page.wait_for_timeout(800)  # the tab's js clicks the brush once its button is there (it polls every 100 ms)
     box = canvas.bounding_box()
     cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) * 0.3
     pts = [(cx + r * math.cos(math.radians(90 + 144 * i)), cy - r * math.sin(math.radians(90 + 144 * i)))
@@ -125,7 +126,9 @@ def test_draw_a_star(app_url, page):
     page.get_by_role("button", name="Search with my drawing").click()
     # about a second on an idle machine; headless Chromium draws and exports the canvas in software, which
     # took over 30 s while the other test worker kept both cores busy
-    page.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=120_000)
+    page.locator("#acmr-result-list .acmr-hit, #acmr-summary:has-text('empty')").first.wait_for(timeout=120_000)
+    assert "empty" not in page.locator("#acmr-summary").inner_text(), "the strokes drew nothing: no brush selected?"
+    page.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=10_000)
     page.screenshot(path=str(SHOTS / "acmr_search_drawing.png"), full_page=True)
 
 
