@@ -50,3 +50,19 @@ def stop_process(proc, wait: float = 15) -> None:
         proc.wait(wait)
     except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
         proc.kill()
+
+
+def set_number(pg, label: str, value, tries: int = 5) -> None:
+    """Type `value` into the Streamlit number input labelled `label` and press Enter, then check, after the
+    rerun that causes, that the box still shows it. On a busy machine a rerun still drawing the page from an
+    earlier change can replace the box with its old value; then type it again."""
+    import time
+
+    for _ in range(tries):
+        box = pg.get_by_label(label, exact=True)
+        box.fill(str(value))
+        box.press("Enter")
+        time.sleep(1.5)
+        if pg.get_by_label(label, exact=True).input_value() == str(value):
+            return
+    raise AssertionError(f"the page did not keep {label} = {value} after {tries} tries")

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import MISSING, chromium_context, free_port, have_chromium, stop_process
+from browser import MISSING, chromium_context, free_port, have_chromium, set_number, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,13 +114,6 @@ def segmented(pg, option: str):
 def select(pg, label: str, option: str) -> None:
     pg.get_by_role("combobox", name=label, exact=True).click()
     pg.get_by_role("option", name=option).first.click()
-
-
-def set_number(pg, label: str, value) -> None:
-    box = pg.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    time.sleep(0.6)
 
 
 def test_app_serves_health_and_search_on_one_port(server):
