@@ -163,6 +163,15 @@ def _table(scores: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that reads a checkpoint and the dataset it was trained on (evaluate, embed)."""
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--image-encoder", default=None)
+    p.add_argument("--text-encoder", default=None)
+
+
 def checkpoint_and_data(args):
     """The checkpoint named by --checkpoint and its dataset: the one it was trained on, unless the command line
     names another (--dataset / --data-dir); refused when the feature sizes do not fit."""
@@ -241,21 +250,13 @@ def main(argv=None) -> int:
                    help="start from a named setting (acmr_core/presets.py); flags given explicitly override it")
     _add_config_args(t)
     e = sub.add_parser("evaluate", help="print test mAP of a checkpoint in the paper's table form")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
-    e.add_argument("--data-dir", default=None)
-    e.add_argument("--image-encoder", default=None)
-    e.add_argument("--text-encoder", default=None)
+    _add_checkpoint_args(e)
     e.add_argument("--metric", choices=["cosine", "l2"], default="cosine")
     e.add_argument("--protocol", choices=["map-all", "acmr-demo"], default="map-all",
                    help="map-all (default): mAP@all and mAP@50 over every test item; acmr-demo: the official ACMR "
                         "demo's scoring (first 640 test pairs, L2 distance, mAP@50), for the paper's table")
     m = sub.add_parser("embed", help="write one split's common-space embeddings (.npz, or Embedding Projector TSVs)")
-    m.add_argument("--checkpoint", required=True)
-    m.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
-    m.add_argument("--data-dir", default=None)
-    m.add_argument("--image-encoder", default=None)
-    m.add_argument("--text-encoder", default=None)
+    _add_checkpoint_args(m)
     m.add_argument("--split", choices=["train", "val", "test"], default="test",
                    help="val = the validation part the run carved from the training split (or the dataset's own)")
     m.add_argument("--out", required=True, help="the .npz file; with --format tsv, a folder for vectors.tsv + metadata.tsv")
