@@ -142,16 +142,18 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
     def loss_points():
         c = chart(pg, "Losses during training")
         return c and max(t["n"] for t in c["traces"])
+    def progress() -> str:
+        return pg.locator("[data-testid='stProgress']").first.inner_text()
     n1 = wait_for(pg, lambda: (loss_points() or 0) > 0 and loss_points(), 240, "the first loss points")
-    n2 = wait_for(pg, lambda: (loss_points() or 0) > n1 and loss_points(), 120, "the loss chart to grow")
-    assert n2 > n1
+    # on a loaded machine (CI runs other tests beside this one) the page may first draw after this short run has
+    # ended; then there is nothing left to grow. test_runs_browser checks the growth on a 1000-epoch run, always.
+    if "finished" not in progress():
+        n2 = wait_for(pg, lambda: (loss_points() or 0) > n1 and loss_points(), 120, "the loss chart to grow")
+        assert n2 > n1
     pg.screenshot(path=str(shots / "02-training.png"))
 
     # ... and validation mAP rises by the end
-    def finished():
-        txt = pg.locator("[data-testid='stProgress']").first.inner_text()
-        return "finished" in txt
-    wait_for(pg, finished, 300, "training to finish")
+    wait_for(pg, lambda: "finished" in progress(), 300, "training to finish")
     # the page re-renders once more after the last epoch: wait until the chart shows every epoch
     def final_avg():
         m = chart(pg, "Validation mAP")
