@@ -13,6 +13,7 @@ paused, resumed and stopped from another thread. The best epoch is chosen on val
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -122,6 +123,20 @@ def add_reg_grad(weights: list[torch.Tensor], norms: list[torch.Tensor], w: floa
                 W.grad.add_(W * (w / n))
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with `n` torch threads (0: leave as is), then restore the count. With torch's OpenMP
+    backend the count belongs to the calling thread, so a training thread never changes another's."""
+    prev = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n:
+            torch.set_num_threads(prev)
+
+
 def state_copy(model: torch.nn.Module) -> dict:
     """A copy of the weights as plain tensor clones (a deep copy of the state dict, without its overhead)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -136,8 +151,6 @@ class Trainer:
         self.ds = dataset
         self.listeners = list(listeners or [])
         self.device = pick_device(self.cfg.device)
-        if self.device.type == "cpu" and self.cfg.threads:
-            torch.set_num_threads(self.cfg.threads)  # more threads only spin on matrices this small
         split = training_split(dataset, self.cfg.val_fraction, self.cfg.seed)   # the caller's dataset is left alone
         check_split_sizes(dataset, split)  # a clear DataError, not a failure deep inside the probe or the ranking
         self.split = split
@@ -319,6 +332,13 @@ class Trainer:
                                float(np.mean(accs)) if accs else None, self.last_good, mixing))
 
     def run(self) -> TrainResult:
+        """Train (blocking) with `threads` torch threads in the calling thread (more threads only spin on matrices
+        this small); the thread's own setting comes back afterwards, so evaluating or searching after training
+        uses every core again."""
+        with torch_threads(self.cfg.threads if self.device.type == "cpu" else 0):
+            return self._run()
+
+    def _run(self) -> TrainResult:
         cfg = self.cfg
         n, bs = len(self.train_idx), cfg.batch_size
         steps_per_epoch, total_steps = self.steps_per_epoch, self.total_steps

@@ -217,3 +217,18 @@ def test_patience_must_be_a_whole_number():
     from acmr_core.config import ConfigError
     with pytest.raises(ConfigError, match="patience"):
         ACMRConfig(patience=-1)
+
+
+def test_training_pins_torch_threads_only_while_it_runs(synthetic):
+    """cfg.threads holds while the trainer runs (seen from its own events), and the caller's thread count comes
+    back afterwards, so evaluating or searching after training uses every core again."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        train(synthetic, ACMRConfig(epochs=1, threads=1, device="cpu"),
+              listeners=[lambda e: seen.append(torch.get_num_threads())])
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
