@@ -1,6 +1,7 @@
 """Shared fixtures: a small synthetic cross-modal dataset, and the shared Wikipedia benchmark when present."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,26 @@ from acmr_core.data import CrossModalDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 WIKI = ROOT.parent / "shared" / "data" / "wikipedia"
+
+
+class lazy_import:
+    """Module `name`, imported on the first use of one of its public names. Test files that import Gradio
+    (about 5 s) use it, so a pytest-xdist worker that collects them but runs none of their tests never pays for
+    the import. Private and dunder names are refused here: pytest probes every module-level object for them
+    while it collects, and that must not import anything."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __setattr__(self, attr: str, value) -> None:
+        if not attr.startswith("_"):
+            raise AttributeError(f"patch the module itself, e.g. monkeypatch.setattr('{self._name}.{attr}', ...)")
+        object.__setattr__(self, attr, value)
 
 
 def make_synthetic(n: int = 300, classes: int = 5, d_v: int = 20, d_t: int = 12, noise: float = 1.0,

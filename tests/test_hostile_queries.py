@@ -16,12 +16,14 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
+from conftest import lazy_import  # noqa: E402
 
 from acmr_core.retrieval import K_MAX, MAX_TEXT_CHARS, QueryError, check_k  # noqa: E402
-from app import search as S  # noqa: E402
 from app.model_store import ModelStore  # noqa: E402
 from app.upload_guard import REFUSED_MESSAGE, placeholder_file  # noqa: E402
+
+gr = lazy_import("gradio")        # imported on first use: see conftest.lazy_import
+S = lazy_import("app.search")
 
 SMALL = dict(image_layers=[128], text_layers=[64], common_dim=32, probe_every=0, snapshot_size=0)
 

@@ -15,14 +15,16 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
+from conftest import lazy_import  # noqa: E402
 
 from acmr_core.checkpoints import save_checkpoint  # noqa: E402
 from acmr_core.config import ACMRConfig  # noqa: E402
 from acmr_core.data import load_dataset  # noqa: E402
 from acmr_core.training import train  # noqa: E402
-from app import search as S  # noqa: E402
 from app.model_store import ModelStore, NoModelError  # noqa: E402
+
+gr = lazy_import("gradio")        # imported on first use: see conftest.lazy_import
+S = lazy_import("app.search")
 
 SMALL = dict(image_layers=[256], text_layers=[128], common_dim=64, probe_every=0, snapshot_size=0)
 
@@ -376,7 +378,7 @@ def test_uploads_are_not_kept(store, monkeypatch):
     assert p.resolve() in S.REAPER.pending()       # deleted after a short grace (concurrent identical uploads)
     S.REAPER.run_due(now=time.monotonic() + S.UPLOAD_GRACE_SECONDS + 1)
     assert not p.exists() and not p.parent.exists()
-    monkeypatch.setattr(S, "UPLOAD_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr("app.search.UPLOAD_GRACE_SECONDS", 0.0)
     q = upload_file("star2.png", png(star_drawing(48)))
     S.search_image(str(q), 5, store=store)
     deadline = time.time() + 5
