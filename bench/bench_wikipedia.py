@@ -117,6 +117,10 @@ def time_evaluation(data_dir) -> None:
     """One full evaluation of the test set: embed 693+693 items and rank both directions (medians of 30)."""
     ds = load_dataset("wikipedia", data_dir=data_dir)
     r = train(ds, ACMRConfig(epochs=1, probe_every=0, snapshot_size=0))
+    # one torch thread, as the trainer uses: two made the whole evaluation slower here (75-81 against 65 ms,
+    # 2026-12-01), because torch's idle threads spin while numpy ranks; the trainer no longer leaves its thread
+    # count behind, so set it here
+    torch.set_num_threads(1)
     idx = ds.indices("test")
     img, txt = r.model.embed(ds.image_features[idx], "image"), r.model.embed(ds.text_features[idx], "text")
     y = ds.labels[idx]
