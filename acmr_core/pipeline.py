@@ -147,7 +147,7 @@ def train_run(dataset: CrossModalDataset | Callable[[], CrossModalDataset], conf
 
     out = Outcome(run, "failed", "")
     try:
-        from .training import Trainer
+        from .training import Trainer, torch_threads
 
         if not isinstance(dataset, CrossModalDataset):
             log({"kind": "message", "message": f"loading {label} (the first time can take a while)"})
@@ -180,8 +180,9 @@ def train_run(dataset: CrossModalDataset | Callable[[], CrossModalDataset], conf
         final = held[-1] if held else {"kind": "status", "state": "stopped", "message": "training ended"}
         if result.epochs_run >= 1:
             log({"kind": "message", "message": "measuring the kept model on the test split"})
-            metrics = report(result.model, dataset, trainer.train_idx, config,
-                             **facts_of(result, final["state"], config.epochs))
+            with torch_threads(config.threads if trainer.device.type == "cpu" else 0):   # as the training ran
+                metrics = report(result.model, dataset, trainer.train_idx, config,
+                                 **facts_of(result, final["state"], config.epochs))
             out.checkpoint = save_model(run.checkpoint_dir, result.model, config, dataset, metrics=metrics,
                                         history=result.history, run_id=run.run_id)
             run.write_metrics(metrics)
