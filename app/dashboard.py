@@ -147,8 +147,11 @@ def sync_url() -> None:
 
 
 def run_label(s) -> str:
+    """A run in the picker. A training run's epoch count is left out: the picker is drawn again only when the
+    whole page reruns, so it would go stale while the progress bar below it moves on."""
     name = f" · {s.name}" if s.name and s.name != s.run_id else ""
-    return f"{s.run_id} · {s.status} · {s.epochs_done}/{s.epochs} epochs · {s.dataset}{name}"
+    done = f"{s.epochs} epochs" if s.status == "running" else f"{s.epochs_done}/{s.epochs} epochs"
+    return f"{s.run_id} · {s.status} · {done} · {s.dataset}{name}"
 
 
 def run_state(run) -> str:

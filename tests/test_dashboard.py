@@ -512,3 +512,16 @@ def test_the_best_epoch_label_stays_inside_the_validation_chart():
         fig = charts.map_figure_epochs(SimpleNamespace(history=history, best_epoch=best, epochs=1000))
         (note,) = fig.layout.annotations
         assert note.xanchor == side and f"best epoch {best}" in note.text
+
+
+def test_the_run_picker_never_shows_a_stale_epoch_count():
+    """The picker is redrawn only by a whole-page rerun: a training run's label names no epochs-done figure
+    (a browser screenshot showed "running · 0/20 epochs" while the progress bar said epoch 17), a done one does."""
+    from acmr_core.runs import RunSummary
+    from app.dashboard import run_label
+
+    live = RunSummary("20261201-160620-70460d", "run 16:06:20", "running", 0, 20, "shapes", 0.0)
+    assert run_label(live) == "20261201-160620-70460d · running · 20 epochs · shapes · run 16:06:20"
+    for status in ("finished", "stopped", "failed", "interrupted", "paused"):
+        done = RunSummary("r1", "", status, 7, 20, "shapes", 0.0)
+        assert run_label(done) == f"r1 · {status} · 7/20 epochs · shapes"
