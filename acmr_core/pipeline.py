@@ -147,7 +147,7 @@ def train_run(dataset: CrossModalDataset | Callable[[], CrossModalDataset], conf
 
     out = Outcome(run, "failed", "")
     try:
-        from .training import Trainer, torch_threads
+        from .training import Trainer
 
         if not isinstance(dataset, CrossModalDataset):
             log({"kind": "message", "message": f"loading {label} (the first time can take a while)"})
@@ -180,7 +180,7 @@ def train_run(dataset: CrossModalDataset | Callable[[], CrossModalDataset], conf
         final = held[-1] if held else {"kind": "status", "state": "stopped", "message": "training ended"}
         if result.epochs_run >= 1:
             log({"kind": "message", "message": "measuring the kept model on the test split"})
-            with torch_threads(config.threads if trainer.device.type == "cpu" else 0):   # as the training ran
+            with trainer.pinned_threads():                  # the threads the training ran on
                 metrics = report(result.model, dataset, trainer.train_idx, config,
                                  **facts_of(result, final["state"], config.epochs))
             out.checkpoint = save_model(run.checkpoint_dir, result.model, config, dataset, metrics=metrics,

@@ -331,11 +331,14 @@ class Trainer:
                                self.best_epoch, snap, dict(self._epoch_losses),
                                float(np.mean(accs)) if accs else None, self.last_good, mixing))
 
+    def pinned_threads(self):
+        """A context: cfg.threads torch threads in the calling thread on CPU (more threads only spin on matrices
+        this small), the thread's own count restored afterwards."""
+        return torch_threads(self.cfg.threads if self.device.type == "cpu" else 0)
+
     def run(self) -> TrainResult:
-        """Train (blocking) with `threads` torch threads in the calling thread (more threads only spin on matrices
-        this small); the thread's own setting comes back afterwards, so evaluating or searching after training
-        uses every core again."""
-        with torch_threads(self.cfg.threads if self.device.type == "cpu" else 0):
+        """Train (blocking) on `pinned_threads()`: evaluating or searching after training uses every core again."""
+        with self.pinned_threads():
             return self._run()
 
     def _run(self) -> TrainResult:
