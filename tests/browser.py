@@ -66,3 +66,8 @@ def set_number(pg, label: str, value, tries: int = 5) -> None:
         if pg.get_by_label(label, exact=True).input_value() == str(value):
             return
     raise AssertionError(f"the page did not keep {label} = {value} after {tries} tries")
+
+
+def progress_text(pg, timeout_ms: float = 5_000) -> str:
+    """The dashboard's progress bar text (state, run id, epoch and step)."""
+    return pg.locator("[data-testid='stProgress']").first.inner_text(timeout=timeout_ms)

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import MISSING, chromium_context, free_port, have_chromium, set_number, stop_process
+from browser import MISSING, chromium_context, free_port, have_chromium, progress_text, set_number, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,18 +142,16 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
     def loss_points():
         c = chart(pg, "Losses during training")
         return c and max(t["n"] for t in c["traces"])
-    def progress() -> str:
-        return pg.locator("[data-testid='stProgress']").first.inner_text()
     n1 = wait_for(pg, lambda: (loss_points() or 0) > 0 and loss_points(), 240, "the first loss points")
     # on a loaded machine (CI runs other tests beside this one) the page may first draw after this short run has
     # ended; then there is nothing left to grow. test_runs_browser checks the growth on a 1000-epoch run, always.
-    if "finished" not in progress():
+    if "finished" not in progress_text(pg, 60_000):
         n2 = wait_for(pg, lambda: (loss_points() or 0) > n1 and loss_points(), 120, "the loss chart to grow")
         assert n2 > n1
     pg.screenshot(path=str(shots / "02-training.png"))
 
     # ... and validation mAP rises by the end
-    wait_for(pg, lambda: "finished" in progress(), 300, "training to finish")
+    wait_for(pg, lambda: "finished" in progress_text(pg, 60_000), 300, "training to finish")
     # the page re-renders once more after the last epoch: wait until the chart shows every epoch
     def final_avg():
         m = chart(pg, "Validation mAP")

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, FLAGS, MISSING, free_port, have_chromium, set_number, stop_process
+from browser import CHROMIUM, FLAGS, MISSING, free_port, have_chromium, progress_text, set_number, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not have_chromium(), reason=MISSING)]
@@ -92,10 +92,6 @@ def wait_for(pg, pred, timeout: float, what: str, shots: Path):
         time.sleep(0.5)
     pg.screenshot(path=str(shots / "runs-failed.png"), full_page=True)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (screenshot: {shots / 'runs-failed.png'})")
-
-
-def progress_text(pg) -> str:
-    return pg.locator("[data-testid='stProgress']").first.inner_text(timeout=5_000)
 
 
 def epochs_on_disk(run_dir: Path) -> list[int]:
