@@ -116,6 +116,18 @@ def test_umap_frame_shows_modality_gap_and_is_aligned_to_previous():
     assert moved < 0.6, moved
 
 
+def test_umap_compiled_code_is_kept_in_numba_disk_cache():
+    """umap-learn's numba functions are cached on disk (maps._umap), so a later process skips the compilation."""
+    import os
+
+    umap = maps._umap()
+    layout = umap.layouts._nb_optimize_layout_euclidean_single_epoch    # the per-epoch layout step every fit runs
+    assert type(layout._cache).__name__ == "FunctionCache"
+    maps.umap_frame(snapshot(s=30, seed=3), 0, n_epochs=10, seed=0)
+    assert os.path.exists(layout._cache._cache_file._index_path)          # its machine code was written (or found)
+    assert maps.enable_numba_cache() == 0                                   # once per process: nothing left to switch on
+
+
 @pytest.mark.slow
 def test_aligned_umap_frames_cover_all_epochs():
     frames = maps.aligned_umap_frames({0: snapshot(s=40, seed=7), 2: snapshot(s=40, seed=7, gap=0.5)}, seed=0)
