@@ -224,7 +224,7 @@ def sidebar(busy: bool):
                                         "spaces) fitted on the training captions, offline.")
         if kind == "shapes":
             with st.expander("Shapes options"):
-                n_pairs = st.number_input("Pairs", 40, 20000, 3000, 100, key="ds_pairs", disabled=busy,
+                n_pairs = st.number_input("Pairs", 40, 20000, services.SHAPES_PAIRS, 100, key="ds_pairs", disabled=busy,
                                           help="How many image-caption pairs to generate (cached after the first time).")
                 difficulty = st.selectbox("Difficulty", ["easy", "normal", "hard"], index=1, key="ds_difficulty",
                                           disabled=busy, help="How much nuisance (noise, distractors, occlusion, "

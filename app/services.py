@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from acmr_core import maps
 from acmr_core.dataset_cache import DATASETS
+from acmr_core.datasets.shapes import DEFAULT_PAIRS as SHAPES_PAIRS
 from app.wording import friendly_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def dataset_spec(kind: str, data_dir: str = "", image_encoder: str | None = None
     opts: dict = {}
     if kind == "shapes":
         opts = {"image_encoder": image_encoder or "hog_color", "text_encoder": text_encoder or "tfidf", "progress": False}
-        if n_pairs:
+        if n_pairs and int(n_pairs) != SHAPES_PAIRS:   # the default stays implicit: the same cache key as DEFAULT_SPEC
             opts["n_pairs"] = int(n_pairs)
         if difficulty and difficulty != "normal":
             opts["difficulty"] = difficulty

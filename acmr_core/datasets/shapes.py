@@ -29,6 +29,8 @@ from ..data import CrossModalDataset, DataError, register_dataset
 from ..encoders import make_encoder
 from ..features import ImageArray, fit_and_encode
 
+DEFAULT_PAIRS = 3000   # pairs generated when none are asked for
+
 VERSION = 2  # bump when the generator changes: the cache key includes it
 
 # --- the classes: names, synonyms, descriptions (no class name in them) ---------------------------
@@ -356,7 +358,7 @@ def make_pair(shape: str, rng: np.random.Generator, image_size: int = 64, d: Dif
 ATTRIBUTES = ["colour", "size", "row", "col", "background", "distractor", "occluded", "caption_kind", "true_shape"]
 
 
-def generate(n_pairs: int = 3000, image_size: int = 64, difficulty: Difficulty = PRESETS["normal"], seed: int = 0,
+def generate(n_pairs: int = DEFAULT_PAIRS, image_size: int = 64, difficulty: Difficulty = PRESETS["normal"], seed: int = 0,
              test_fraction: float = 0.2, val_fraction: float = 0.1, progress: bool = False) -> dict[str, np.ndarray]:
     """Generate the raw dataset: pixels, captions, labels, split and per-item nuisance attributes.
 
@@ -408,7 +410,7 @@ def generate_cached(n_pairs: int, image_size: int, difficulty: Difficulty, seed:
 
 
 @register_dataset("shapes")
-def load_shapes(image_encoder: str = "hog_color", text_encoder: str = "tfidf", n_pairs: int = 3000,
+def load_shapes(image_encoder: str = "hog_color", text_encoder: str = "tfidf", n_pairs: int = DEFAULT_PAIRS,
                 image_size: int = 64, difficulty: str = "normal", seed: int = 0, cache_dir=None,
                 progress: bool = True, image_params: dict | None = None, text_params: dict | None = None,
                 data_dir=None, **options) -> CrossModalDataset:
