@@ -12,6 +12,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from acmr_core.recorder import ACTIVE as ACTIVE_STATES
+
 # Okabe & Ito (2008)
 BLUE, VERMILLION, ORANGE, SKY, GREEN, YELLOW, PURPLE, BLACK = (
     "#0072B2", "#D55E00", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#CC79A7", "#000000")
@@ -186,16 +188,31 @@ def disc_figure(view) -> go.Figure:
 
 
 def grl_figure(view) -> go.Figure:
+    """γ over the whole run: the planned schedule (the config fixes it in advance) and, solid, the values the
+    trainer used, up to the last finished epoch while the run trains (so the figure changes once an epoch, not at
+    every poll: each change redraws the chart in the browser)."""
+    from acmr_core.model import grl_weight
+
     cfg = view.config
     title = f"GRL weight γ ({cfg.grl_schedule})"
-    if not len(view.steps["global_step"]):
+    total = view.total_steps
+    if not total:
         return _empty(title, "Waiting for the first training step …")
-    xs, ys = decimate(_x_epochs(view), view.steps["grl"])
-    layout = _layout(title, legend=False, xaxis=_epoch_axis(view), yaxis=_axis("γ", [0, max(cfg.grl_max, 1e-3) * 1.08]))
+    per_epoch = view.steps_per_epoch or total / max(1, view.epochs)
+    g = np.arange(total)
+    px, py = decimate((g + 1) / per_epoch, np.array([grl_weight(i / max(1, total - 1), cfg.grl_schedule, cfg.grl_max)
+                                                     for i in g]))
+    x, y = _x_epochs(view), np.asarray(view.steps["grl"])
+    if view.state in ACTIVE_STATES:
+        keep = x <= max(0, len(view.history) - 1) + 1e-9
+        x, y = x[keep], y[keep]
+    xs, ys = decimate(x, y)
+    layout = _layout(title, xaxis=_epoch_axis(view), yaxis=_axis("γ", [0, max(cfg.grl_max, 1e-3) * 1.08]))
     if not cfg.use_adversarial:
         layout["annotations"] = [dict(text="(unused: adversarial loss is off)", x=0.5, y=0.5, xref="paper",
                                       yref="paper", showarrow=False, font=dict(size=14, color=GREY))]
-    return _fig([_line(xs, ys, "γ", ORANGE, 3, hover="γ = %{y:.3f}")], layout)
+    return _fig([_line(px, py, "planned", GREY, 1.5, "dash", hover="planned γ = %{y:.3f}"),
+                 _line(xs, ys, "used (finished epochs)", ORANGE, 3, hover="γ = %{y:.3f}")], layout)
 
 
 def _hist(view, key):

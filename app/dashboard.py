@@ -504,10 +504,11 @@ def training_tab() -> None:
             history_charts(loaded["meta"])
         return
     v = run.view()
-    figs = {"losses": charts.loss_figure(v), "modality_classifier": charts.disc_figure(v), "grl": charts.grl_figure(v)}
-    epoch_key = (v.run_id, len(v.history), v.best_epoch)      # these change once per epoch: build them once
+    figs = {"losses": charts.loss_figure(v), "modality_classifier": charts.disc_figure(v)}
+    # these change once per epoch: built once, and the same figure is the same chart in the browser (not redrawn)
+    epoch_key = (v.run_id, len(v.history), v.best_epoch, v.state in ACTIVE)
     for name, build in (("map", charts.map_figure_epochs), ("probe", charts.probe_figure), ("gap", charts.gap_figure),
-                        ("mixing", charts.mixing_figure)):
+                        ("mixing", charts.mixing_figure), ("grl", charts.grl_figure)):
         figs[name] = _cached_figure(name, epoch_key, lambda b=build: b(v))
     _chart(figs, "losses")
     for row in (("modality_classifier", "map"), ("probe", "mixing"), ("gap", "grl")):

@@ -17,7 +17,7 @@ from conftest import ROOT, make_synthetic
 from acmr_core import runs
 from acmr_core.config import ACMRConfig
 from acmr_core.recorder import Recorder, StoredRun, load_view, record
-from acmr_core.training import EpochEvent, StatusEvent, StepEvent
+from acmr_core.training import LOSS_NAMES, EpochEvent, StatusEvent, StepEvent
 
 SMALL = dict(epochs=3, image_layers=[16], text_layers=[16], common_dim=8, disc_layers=[8], batch_size=32,
              snapshot_size=20)
@@ -102,6 +102,36 @@ def test_recorder_fed_events_builds_the_view():
     assert rec.view().error == "the loss exploded"
     rec.feed({"kind": "nonsense"})          # unknown kinds (a newer writer) change nothing
     assert rec.view().version == rec.version
+
+
+def test_grl_chart_shows_the_planned_schedule_and_changes_once_an_epoch():
+    """The γ chart draws the whole planned schedule from the start and the used γ up to the last finished epoch, so
+    polls inside one epoch send the same figure (the browser redraws a chart only when its figure changes)."""
+    from acmr_core.model import grl_weight
+    from app import charts
+
+    cfg = ACMRConfig(epochs=2)
+    rec = Recorder("r1", "run", cfg)
+    rec.feed({"kind": "dataset", "name": "toy", "class_names": ["a", "b"], "total_steps": 8, "steps_per_epoch": 4})
+    rec.feed(record(StatusEvent("running", "training started")))
+    rec.feed(record(EpochEvent(0, 2, {"img2txt": 0.1, "txt2img": 0.2, "avg": 0.15}, 0.9, 1.0, 0.1, 0.1, 0)))
+
+    def step(g):
+        gamma = grl_weight((g - 1) / 7, cfg.grl_schedule, cfg.grl_max)
+        rec.feed(record(StepEvent(1 + (g - 1) // 4, (g - 1) % 4 + 1, g, 8, dict.fromkeys(LOSS_NAMES, 1.0), 0.6, gamma)))
+
+    for g in range(1, 6):                       # epoch 1 (steps 1-4) and one step of epoch 2 ...
+        step(g)
+        if g == 4:
+            rec.feed(record(EpochEvent(1, 2, {"img2txt": 0.3, "txt2img": 0.4, "avg": 0.35}, 0.7, 0.5, 0.1, 0.2, 1)))
+    fig = charts.grl_figure(rec.view())
+    planned, used = fig.data
+    assert len(planned.x) == 8 and planned.y[-1] == pytest.approx(grl_weight(1.0, cfg.grl_schedule, cfg.grl_max))
+    assert list(used.x) == [0.25, 0.5, 0.75, 1.0]           # the step of the unfinished epoch is not drawn yet
+    step(6)
+    assert charts.grl_figure(rec.view()).to_json() == fig.to_json()
+    rec.feed(record(StatusEvent("stopped", "stopped")))          # a run that ended shows every step it made
+    assert len(charts.grl_figure(rec.view()).data[1].x) == 6
 
 
 def test_pipeline_writes_one_folder_with_the_metrics_layout(tmp_path):
