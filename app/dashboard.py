@@ -330,8 +330,16 @@ def on_reset() -> None:
     show_run(None)
 
 
+def picked_run_id(value: str | None) -> str | None:
+    """The run a picker value names. The browser sends back the option's label, not its value; when the chosen run's
+    label changed since the page drew it (running -> finished), Streamlit hands that stale label on as the value
+    (and calls on_pick). A run id is its label's first word (run_label). Taking the whole label showed no run:
+    "Press Start" under the finished run's status, in a Chromium walk-through."""
+    return (value or "").split(" ", 1)[0] or None
+
+
 def on_pick() -> None:
-    show_run(ss.get("run_pick") or None)
+    show_run(picked_run_id(ss.get("run_pick")))
 
 
 def run_picker() -> None:

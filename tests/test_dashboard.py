@@ -491,6 +491,19 @@ def test_a_run_recorded_earlier_shows_from_its_folder_and_an_unknown_id_says_so(
     assert "There is no run `19990101-000000-nothere`" in texts(gone) and run_obj(gone) is None
 
 
+def test_a_stale_picker_label_from_the_browser_still_names_its_run():
+    """The browser sends the picker's label back, and after the shown run's label changed (running -> finished)
+    Streamlit passes that old label on as the value. It must still name the run (the whole label named none, and the
+    page showed "Press Start" below the finished run's status: seen in the Chromium walk-through, which checks it)."""
+    from acmr_core.runs import RunSummary
+    from app.dashboard import picked_run_id, run_label
+
+    live = RunSummary("20261201-160620-70460d", "run 16:06:20", "running", 0, 20, "shapes", 0.0)
+    assert picked_run_id(run_label(live)) == "20261201-160620-70460d"
+    assert picked_run_id("20261201-160620-70460d") == "20261201-160620-70460d"
+    assert picked_run_id("") is None and picked_run_id(None) is None
+
+
 def test_an_unwritable_runs_folder_is_a_message_not_a_stack_trace(features_file, tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the runs folder should be")
