@@ -203,7 +203,7 @@ def grl_figure(view) -> go.Figure:
     px, py = decimate((g + 1) / per_epoch, np.array([grl_weight(i / max(1, total - 1), cfg.grl_schedule, cfg.grl_max)
                                                      for i in g]))
     x, y = _x_epochs(view), np.asarray(view.steps["grl"])
-    if view.state in ACTIVE_STATES:
+    if getattr(view, "state", None) in ACTIVE_STATES:
         keep = x <= max(0, len(view.history) - 1) + 1e-9
         x, y = x[keep], y[keep]
     xs, ys = decimate(x, y)
@@ -416,7 +416,7 @@ def warm_up() -> None:
     hist = [{"epoch": e, "val_img2txt": 0.1, "val_txt2img": 0.1, "val_avg": 0.1, "probe": 0.9, "gap": 0.2}
             for e in range(3)]
     view = types.SimpleNamespace(steps=steps, total_steps=8, steps_per_epoch=4, epochs=2, config=ACMRConfig(epochs=2),
-                                 history=hist, best_epoch=1)
+                                 history=hist, best_epoch=1, state="running")
     frame = MapFrame(0, np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]),
                      np.array(["image", "image", "text", "text"]), np.arange(4), "pca")
     figs = list(training_figures(view).values()) + [embedding_map(frame, c, ["a", "b"]) for c in ("modality", "class")]
