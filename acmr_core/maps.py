@@ -37,7 +37,12 @@ def enable_numba_cache(prefixes: tuple[str, ...] = ("umap", "pynndescent")) -> i
     compiled them again on its first fit: 16 s for 160 points on the 2-core test machine. With the cache on,
     later processes load the machine code instead (that fit: 0.2 s). Numba keeps the files in `__pycache__`
     beside the library, or in NUMBA_CACHE_DIR. A function that cannot be cached just compiles as before.
-    Returns how many functions were switched on."""
+    Returns how many functions were switched on.
+
+    Seen on the 2-core machine, cause not found: with umap's `parallel=True` functions loaded from the cache, the
+    in-process demo run (bench/bench_app.py) took 8.1-8.4 s instead of 7.0-7.3 s for the same CPU time, though no
+    frame was slower. Leaving those functions uncached kept 7.0 s but brought back ~15 s of compilation per process;
+    served with Chromium watching, both took 11.8-12.3 s."""
     import sys
 
     from numba.core.caching import NullCache
