@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MODALITIES = ("image", "text")
+# precomputed distances are deliberate here (see umap_frame); inverse_transform is never used
+warnings.filterwarnings("ignore", message="using precomputed metric; inverse_transform will be unavailable")
+
 _numba_cache_on = False
 _numba_cache_lock = threading.Lock()
 
@@ -75,8 +78,6 @@ def _umap():
             except Exception:  # noqa: BLE001 - another numba: umap still works, compiled per process
                 pass
     return umap
-# precomputed distances are deliberate here (see umap_frame); inverse_transform is never used
-warnings.filterwarnings("ignore", message="using precomputed metric; inverse_transform will be unavailable")
 
 
 @dataclass

@@ -203,7 +203,7 @@ def grl_figure(view) -> go.Figure:
     px, py = decimate((g + 1) / per_epoch, np.array([grl_weight(i / max(1, total - 1), cfg.grl_schedule, cfg.grl_max)
                                                      for i in g]))
     x, y = _x_epochs(view), np.asarray(view.steps["grl"])
-    if getattr(view, "state", None) in ACTIVE_STATES:
+    if view.state in ACTIVE_STATES:
         keep = x <= max(0, len(view.history) - 1) + 1e-9
         x, y = x[keep], y[keep]
     xs, ys = decimate(x, y)
