@@ -79,6 +79,27 @@ def test_a_killed_process_leaves_an_interrupted_run_with_its_epochs(tmp_path):
     assert "ended without finishing" in v.message
 
 
+@pytest.mark.slow          # fresh Python processes
+def test_runs_command_loads_no_torch_and_stops_quietly_at_a_closed_pipe(tmp_path):
+    for i in range(3):
+        r = runs.RunDir.create({"epochs": 1}, dataset="synthetic", root=tmp_path, run_id=f"2000010{i + 1}-000000-aaaaaa")
+        r.append({"kind": "status", "state": "finished"})
+        r.close()
+    # listing runs reads JSON only: importing torch (through the checkpoint module) took 2.6 s of its 3 s
+    probe = ("import sys; from acmr_core.__main__ import main; rc = main(['runs', '--dir', sys.argv[1]]); "
+             "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "no torch" and len(out.stdout.splitlines()) == 4
+    # `runs | head -1`: the reader goes away before the listing is written (here: before it starts)
+    p = subprocess.Popen([sys.executable, "-m", "acmr_core", "runs", "--dir", str(tmp_path)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(60) == 0 and err == "", err
+
+
 def test_recorder_fed_events_builds_the_view():
     cfg = ACMRConfig(epochs=2)
     rec = Recorder("r1", "run", cfg)
