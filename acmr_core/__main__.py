@@ -4,6 +4,7 @@
   python -m acmr_core train --dataset shapes --out checkpoints/shapes
   python -m acmr_core evaluate --checkpoint checkpoints/wiki --data-dir ../shared/data/wikipedia
   python -m acmr_core runs          # every run under runs/ ($ACMR_RUNS_DIR), newest first
+  python -m acmr_core warm-up       # compile UMAP's code once (scripts/setup.sh does it after an install)
 """
 from __future__ import annotations
 
@@ -118,6 +119,20 @@ def cmd_runs(args) -> int:
 
     for s in list_runs(args.dir):
         print(s.line())
+    return 0
+
+
+def cmd_warm_up(args) -> int:
+    """Compile umap-learn's code into numba's on-disk cache (once after an install: scripts/setup.sh runs it)."""
+    from . import maps
+
+    try:
+        out = maps.precompile()
+    except ImportError as e:
+        print(f"error: umap-learn cannot be loaded ({e}); the maps fall back to PCA", file=sys.stderr)
+        return 1
+    print(f"UMAP's compiled code: {len(out['cached'])} functions in numba's disk cache, {len(out['uncached'])} not "
+          f"cacheable, in {out['seconds']:.1f} s (later processes load it instead of compiling)")
     return 0
 
 
@@ -263,8 +278,11 @@ def main(argv=None) -> int:
     m.add_argument("--format", choices=["npz", "tsv"], default="npz")
     r = sub.add_parser("runs", help="list the runs under runs/ ($ACMR_RUNS_DIR): id, status, epochs done/planned, dataset")
     r.add_argument("--dir", default=None, help="the runs folder (default: $ACMR_RUNS_DIR, else runs/ in the project)")
+    sub.add_parser("warm-up", help="compile the maps' UMAP code into numba's disk cache, so no later process compiles "
+                                   "it (once after an install; scripts/setup.sh runs it)")
     args = ap.parse_args(argv)
-    return run_guarded(lambda: {"train": cmd_train, "runs": cmd_runs, "embed": cmd_embed}.get(args.command, cmd_evaluate)(args))
+    return run_guarded(lambda: {"train": cmd_train, "runs": cmd_runs, "embed": cmd_embed,
+                                "warm-up": cmd_warm_up}.get(args.command, cmd_evaluate)(args))
 
 
 def _checkpoint_error() -> tuple:

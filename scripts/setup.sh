@@ -17,6 +17,13 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
   touch "$stamp"
 fi
+# umap-learn's numba code, compiled once into numba's disk cache: otherwise the first process after an install
+# compiles it (about a minute of CPU on a 2-core laptop) while the app starts up or the tests run
+compiled=.venv/.umap-compiled-${stamp##*-}
+if [ ! -f "$compiled" ]; then
+  echo "[setup] compiling UMAP's code once (up to a minute)"
+  if .venv/bin/python -m acmr_core warm-up; then touch "$compiled"; fi
+fi
 if [ $dev = 1 ] && [ ! -x /usr/bin/chromium ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "[setup] installing Debian's chromium for the browser tests"
