@@ -35,6 +35,7 @@ from app.dashboard_defaults import DEFAULTS, DEMO, EXPLAIN, FIELD_GROUPS, TABS  
 
 CARD_H = 118
 POLL = float(os.environ.get("ACMR_POLL_S", "1.0"))   # seconds between live redraws while something runs
+EPOCH_CHARTS_S = 2.0   # while a run trains, its per-epoch charts are rebuilt at most this often (see _epoch_key)
 ss = st.session_state
 
 
@@ -514,7 +515,7 @@ def training_tab() -> None:
     v = run.view()
     figs = {"losses": charts.loss_figure(v), "modality_classifier": charts.disc_figure(v)}
     # these change once per epoch: built once, and the same figure is the same chart in the browser (not redrawn)
-    epoch_key = (v.run_id, len(v.history), v.best_epoch, v.state in ACTIVE)
+    epoch_key = _epoch_key(v)
     for name, build in (("map", charts.map_figure_epochs), ("probe", charts.probe_figure), ("gap", charts.gap_figure),
                         ("mixing", charts.mixing_figure), ("grl", charts.grl_figure)):
         figs[name] = _cached_figure(name, epoch_key, lambda b=build: b(v))
@@ -565,6 +566,23 @@ def _chart(figs: dict, name: str) -> None:
     """One live chart and its teaching text below it."""
     st.plotly_chart(figs[name], config=charts.PLOT_CONFIG, key=f"fig_{_CHART_KEYS.get(name, name)}")
     explain(name)
+
+
+def _epoch_key(v, now: float | None = None) -> tuple:
+    """What the epoch charts are built from: a new key at each new epoch, but while a run trains at most one new
+    key every EPOCH_CHARTS_S seconds. The browser draws every changed chart again from scratch; with epochs
+    shorter than a poll all five were redrawn at every poll (a software-rendered page was caught with charts
+    blank mid-redraw). A run that ends, or another run, gets its new key at once."""
+    key = (v.run_id, len(v.history), v.best_epoch, v.state in ACTIVE)
+    now = time.monotonic() if now is None else now
+    held = ss.get("_epoch_key")
+    if held is not None and held[0] != key:
+        old = held[0]
+        if old[0] == key[0] and old[3] and key[3] and now - held[1] < EPOCH_CHARTS_S:
+            return old
+    if held is None or held[0] != key:
+        ss["_epoch_key"] = (key, now)
+    return key
 
 
 def _cached_figure(name: str, key, build):

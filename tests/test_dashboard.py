@@ -504,6 +504,30 @@ def test_a_stale_picker_label_from_the_browser_still_names_its_run():
     assert picked_run_id("") is None and picked_run_id(None) is None
 
 
+def test_epoch_charts_are_rebuilt_at_most_every_two_seconds_while_a_run_trains(monkeypatch):
+    """Each rebuilt chart is drawn again from scratch in the browser: with epochs shorter than a poll, the five
+    epoch charts were redrawn at every poll. While a run trains they now change at most every EPOCH_CHARTS_S."""
+    from types import SimpleNamespace
+
+    from app import dashboard as D
+
+    monkeypatch.setattr(D, "ss", {})
+
+    def view(epochs, state="running", rid="r1"):
+        return SimpleNamespace(run_id=rid, history=[{}] * epochs, best_epoch=0, state=state)
+
+    assert D.EPOCH_CHARTS_S == 2.0
+    first = D._epoch_key(view(1), now=100.0)
+    assert D._epoch_key(view(2), now=100.5) == first          # a new epoch half a second later: the charts as drawn
+    assert D._epoch_key(view(3), now=101.9) == first
+    later = D._epoch_key(view(3), now=102.1)
+    assert later != first and later[1] == 3                    # two seconds on: every epoch so far
+    assert D._epoch_key(view(4), now=102.2) == later
+    ended = D._epoch_key(view(4, "finished"), now=102.3)
+    assert ended[1] == 4 and ended[3] is False                 # the run ends: its last epochs at once
+    assert D._epoch_key(view(1, rid="r2"), now=102.4)[0] == "r2"   # another run: at once
+
+
 def test_an_unwritable_runs_folder_is_a_message_not_a_stack_trace(features_file, tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the runs folder should be")
