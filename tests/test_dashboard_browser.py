@@ -3,7 +3,8 @@
 Starts the app on a free loopback port (the same command a user runs), trains a small `shapes` run from the
 page, and checks what a person would see: the loss chart grows, validation mAP rises, the maps show both
 colourings and switch, hovering an image point shows its picture, the Search tab shows the mounted Gradio
-app. Screenshots go to $ACMR_SHOTS (default: the test's tmp folder) for a human to look at.
+app; before that, the Search tab answers with a checkpoint saved before the app started. Screenshots go to
+$ACMR_SHOTS (default: the test's tmp folder) for a human to look at.
 
     .venv/bin/python -m pytest tests/test_dashboard_browser.py -m browser -s
 """
@@ -19,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import MISSING, chromium_context, free_port, have_chromium, progress_text, set_number, stop_process
+from browser import MISSING, chromium_context, free_port, have_chromium, progress_text, set_number, star, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,18 @@ def _get(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """The app as a user starts it, with one checkpoint saved beforehand (the CLI's kind, named `cli-model`),
+    which its Search tab loads at start-up."""
+    from acmr_core.checkpoints import save_checkpoint
+    from acmr_core.config import ACMRConfig
+    from acmr_core.data import load_dataset
+    from acmr_core.training import train
+
     tmp = tmp_path_factory.mktemp("app")
+    ds = load_dataset("shapes", n_pairs=600, progress=False)
+    cfg = ACMRConfig(epochs=6, image_layers=[256], text_layers=[128], common_dim=64, probe_every=0, snapshot_size=0)
+    save_checkpoint(tmp / "checkpoints" / "cli-model", train(ds, cfg).model, cfg, ds.class_names, dataset_info=ds.info,
+                    encoders=ds.encoders)
     port = free_port()
     env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(tmp / "cache"),
                ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"), ACMR_RUNS_DIR=str(tmp / "runs"))
@@ -122,6 +134,29 @@ def test_app_serves_health_and_search_on_one_port(server):
     assert health["status"] == "ok" and health["search"] in ("ready", "unavailable")
     assert _get(server["url"] + "_stcore/health") == 200
     assert _get(server["url"] + "gradio/") == 200       # the Gradio search app, mounted in the same process
+
+
+def test_search_inside_the_dashboard_tab_finds_the_saved_checkpoint(server, tmp_path):
+    """Before anything is trained here: the Search tab (the mounted Gradio app) loaded the newest checkpoint at
+    start-up, answers a sentence and an uploaded image."""
+    pytest.importorskip("playwright.sync_api")
+    with chromium_context(1300, 1100) as ctx:
+        page = ctx.new_page()
+        page.goto(server["url"])
+        page.get_by_role("tab", name="Search").click(timeout=60_000)
+        frame = page.frame_locator("iframe[src*='gradio']")
+        frame.get_by_text("cli-model").first.wait_for(timeout=60_000)    # the newest checkpoint was loaded
+        frame.locator("#acmr-text-query textarea").fill("a red heart on a black background")
+        frame.locator("#acmr-text-search").click()
+        frame.locator("#acmr-result-gallery img").first.wait_for(timeout=60_000)
+        assert "predicts class" in frame.locator("#acmr-summary").inner_text()
+        frame.get_by_role("tab", name="Upload").click()
+        frame.locator("#acmr-image-query input[type=file]").set_input_files(str(star(tmp_path / "q.png")))
+        frame.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=60_000)
+        assert frame.locator("#acmr-result-list .acmr-hit").count() == 8
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(Path(os.environ.get("ACMR_SHOTS") or tempfile.gettempdir()) / "acmr_search_in_dashboard.png"),
+                        full_page=True)
 
 
 EPOCHS = 20

@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from browser import MISSING, chromium_context, free_port, have_chromium, stop_process
-from PIL import Image, ImageDraw
+from browser import MISSING, chromium_context, free_port, have_chromium, star
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -23,15 +22,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not have_chromium(), reason=MISSING),
 ]
-
-
-def star(path: Path, size=64, colour=(35, 75, 205)) -> Path:
-    img = Image.new("RGB", (size, size), (245, 245, 242))
-    pts = [(size / 2 + r * math.cos(math.radians(90 + 36 * k)), size / 2 - r * math.sin(math.radians(90 + 36 * k)))
-           for k, r in zip(range(10), [size * 0.4, size * 0.17] * 5)]
-    ImageDraw.Draw(img).polygon(pts, fill=colour)
-    img.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -147,70 +137,3 @@ def test_pick_an_example_and_compare_with_same_modality(app_url, page):
 
 
 # --- inside the dashboard (app/main.py: Streamlit + the search app mounted at /gradio/) --------------------
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(tmp_path_factory):
-    """The whole dashboard, started with `streamlit run app/main.py`, whose Search tab finds a saved checkpoint."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    pytest.importorskip("playwright.sync_api")
-    from acmr_core.checkpoints import save_checkpoint
-    from acmr_core.config import ACMRConfig
-    from acmr_core.data import load_dataset
-    from acmr_core.training import train
-
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "app" / "main.py").is_file():
-        pytest.skip("the dashboard (app/main.py) is not there")
-    ckpts = tmp_path_factory.mktemp("dash-ckpts")
-    ds = load_dataset("shapes", n_pairs=600, progress=False)
-    cfg = ACMRConfig(epochs=6, image_layers=[256], text_layers=[128], common_dim=64, probe_every=0, snapshot_size=0)
-    save_checkpoint(ckpts / "cli-model", train(ds, cfg).model, cfg, ds.class_names, dataset_info=ds.info,
-                    encoders=ds.encoders)
-    port = free_port()
-    env = dict(os.environ, ACMR_CHECKPOINTS_DIR=str(ckpts), ACMR_RUNS_DIR=str(ckpts.parent / "runs"),
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
-    log = open(tmp_path_factory.mktemp("dash-log") / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(url + "gradio/config", timeout=2)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if proc.poll() is not None:
-                    break
-                time.sleep(1)
-        else:
-            pytest.skip("the dashboard did not start within 120 s")
-        if proc.poll() is not None:
-            pytest.skip(f"the dashboard exited at start (see {log.name})")
-        yield url
-    finally:
-        stop_process(proc, 20)
-        log.close()
-
-
-def test_search_inside_the_dashboard_tab(dashboard_url, page, tmp_path):
-    page.goto(dashboard_url)
-    page.get_by_role("tab", name="Search").click(timeout=60_000)
-    frame = page.frame_locator("iframe[src*='gradio']")
-    frame.get_by_text("cli-model").first.wait_for(timeout=60_000)    # the newest checkpoint was loaded
-    frame.locator("#acmr-text-query textarea").fill("a red heart on a black background")
-    frame.locator("#acmr-text-search").click()
-    frame.locator("#acmr-result-gallery img").first.wait_for(timeout=60_000)
-    assert "predicts class" in frame.locator("#acmr-summary").inner_text()
-    frame.get_by_role("tab", name="Upload").click()
-    frame.locator("#acmr-image-query input[type=file]").set_input_files(str(star(tmp_path / "q.png")))
-    frame.locator("#acmr-result-list .acmr-hit").first.wait_for(timeout=60_000)
-    assert frame.locator("#acmr-result-list .acmr-hit").count() == 8
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(SHOTS / "acmr_search_in_dashboard.png"), full_page=True)
