@@ -129,20 +129,21 @@ def test_encoding_failure_names_the_row(tmp_path):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    with pytest.raises(EncoderError, match=r"row 5 \(img/circle4.png\).*BOOM"):
-        load(tmp_path, text_encoder="fragile_text_test")
+    with pytest.raises(EncoderError, match=r"row 5 \(img/circle4.png\).*BOOM"):   # (HOG: no photo model to load)
+        load(tmp_path, image_encoder="hog_color", text_encoder="fragile_text_test")
 
 
 def test_features_are_cached_and_refreshed_when_an_image_changes(tmp_path):
     make_folder(tmp_path)
     FragileText.calls = 0
-    a = load(tmp_path, text_encoder="fragile_text_test")
+    hog = dict(image_encoder="hog_color", text_encoder="fragile_text_test")   # (the default photo model: slow tests)
+    a = load(tmp_path, **hog)
     assert FragileText.calls == 12
-    b = load(tmp_path, text_encoder="fragile_text_test")
+    b = load(tmp_path, **hog)
     assert FragileText.calls == 12  # from the cache
     np.testing.assert_array_equal(a.image_features, b.image_features)
     draw(tmp_path / "img" / "square2.png", "circle", (0, 0, 255))
     os.utime(tmp_path / "img" / "square2.png", ns=(1, 1))  # a different modification time
-    c = load(tmp_path, text_encoder="fragile_text_test")
+    c = load(tmp_path, **hog)
     assert FragileText.calls == 24  # re-encoded
     assert not np.array_equal(a.image_features, c.image_features)
