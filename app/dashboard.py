@@ -753,12 +753,17 @@ def selected_items(run) -> None:
 # --- the search tab --------------------------------------------------------------------------------------
 
 def search_status() -> None:
+    loading = services.store_loading()
     st.caption(f"Searching with: **{services.store_status()}**. A model trained here is handed to Search when "
                "training ends; a checkpoint you load is used at once.")
+    if ss.get("_store_was_loading") and not loading:    # loaded: one full rerun, so this stops polling
+        ss["_store_was_loading"] = False
+        st.rerun(scope="app")
+    ss["_store_was_loading"] = loading
 
 
 def search_tab(live: bool) -> None:
-    st.fragment(search_status, run_every=POLL if live else None)()
+    st.fragment(search_status, run_every=POLL if live or services.store_loading() else None)()
     if services.SEARCH["status"] == "unavailable":
         st.warning(f"The search app could not be loaded: {services.SEARCH['error']}")
     st.iframe("/gradio/", height=1100)

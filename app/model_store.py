@@ -78,6 +78,11 @@ class ModelStore:
         with self._lock:
             return self._current
 
+    @property
+    def loading(self) -> bool:
+        """A checkpoint is being loaded now (the newest one at start-up, or one a user picked)."""
+        return self._load_lock.locked()
+
     def index(self) -> SearchIndex:
         cur = self.get()
         if cur is None:

@@ -159,11 +159,22 @@ def publish_run(run, checkpoint: str | Path | None = None) -> int | None:
                                    source=f"{run.name} trained in the dashboard on {run.dataset.name} ({what})")
 
 
-def store_status() -> str:
+def store_status(store=None) -> str:
+    """What Search uses now, in words. While the newest checkpoint loads at start-up it says so: "no model yet"
+    above a search app that a moment later showed that checkpoint read as a contradiction."""
+    if store is None:
+        from app.model_store import STORE as store
+
+    cur = store.get()
+    if cur is None:
+        return "a checkpoint, still loading …" if store.loading else "no model yet"
+    return cur.source + (" (another checkpoint is loading …)" if store.loading else "")
+
+
+def store_loading() -> bool:
     from app.model_store import STORE
 
-    cur = STORE.get()
-    return "no model yet" if cur is None else cur.source
+    return STORE.loading
 
 
 # --- thumbnails for the maps' hover ----------------------------------------------------------------------

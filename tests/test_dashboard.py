@@ -528,6 +528,18 @@ def test_epoch_charts_are_rebuilt_at_most_every_two_seconds_while_a_run_trains(m
     assert D._epoch_key(view(1, rid="r2"), now=102.4)[0] == "r2"   # another run: at once
 
 
+def test_the_search_status_says_a_checkpoint_is_loading_rather_than_no_model(tmp_path):
+    """At start-up the newest checkpoint loads in the background: the Search tab's line above the search app said
+    "no model yet" while the app below it showed that checkpoint (seen in the Chromium walk-through)."""
+    from app import services
+    from app.model_store import ModelStore
+
+    store = ModelStore(tmp_path)
+    assert services.store_status(store) == "no model yet" and not store.loading
+    with store._load_lock:                                       # what load_checkpoint holds while it loads
+        assert store.loading and services.store_status(store) == "a checkpoint, still loading …"
+
+
 def test_an_unwritable_runs_folder_is_a_message_not_a_stack_trace(features_file, tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the runs folder should be")

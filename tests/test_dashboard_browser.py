@@ -146,6 +146,8 @@ def test_search_inside_the_dashboard_tab_finds_the_saved_checkpoint(server, tmp_
         page.get_by_role("tab", name="Search").click(timeout=60_000)
         frame = page.frame_locator("iframe[src*='gradio']")
         frame.get_by_text("cli-model").first.wait_for(timeout=60_000)    # the newest checkpoint was loaded
+        # ... and the dashboard's line above the search app names it too (it said "no model yet" while it loaded)
+        page.get_by_text("Searching with:").filter(has_text="cli-model").first.wait_for(timeout=30_000)
         frame.locator("#acmr-text-query textarea").fill("a red heart on a black background")
         frame.locator("#acmr-text-search").click()
         frame.locator("#acmr-result-gallery img").first.wait_for(timeout=60_000)
