@@ -31,9 +31,24 @@ warnings.filterwarnings("ignore", message="using precomputed metric; inverse_tra
 
 _numba_cache_on = False
 _numba_cache_lock = threading.Lock()
+NUMBA_PREFIXES = ("umap", "pynndescent")   # the libraries whose numba functions the maps run
 
 
-def enable_numba_cache(prefixes: tuple[str, ...] = ("umap", "pynndescent")) -> int:
+def _dispatchers(prefixes: tuple[str, ...] = NUMBA_PREFIXES):
+    """(qualified name, numba dispatcher) of every compiled-on-use function in the loaded modules named `prefixes`."""
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(prefixes):
+            continue
+        for fn_name, fn in list(vars(module).items()):
+            if isinstance(fn, Dispatcher):
+                yield f"{name}.{fn_name}", fn
+
+
+def enable_numba_cache(prefixes: tuple[str, ...] = NUMBA_PREFIXES) -> int:
     """Switch numba's on-disk cache on for the compiled functions of the loaded modules named `prefixes`.
 
     umap-learn and pynndescent mark almost none of their ~250 numba functions `cache=True`, so each process
@@ -46,22 +61,16 @@ def enable_numba_cache(prefixes: tuple[str, ...] = ("umap", "pynndescent")) -> i
     in-process demo run (bench/bench_app.py) took 8.1-8.4 s instead of 7.0-7.3 s for the same CPU time, though no
     frame was slower. Leaving those functions uncached kept 7.0 s but brought back ~15 s of compilation per process;
     served with Chromium watching, both took 11.8-12.3 s."""
-    import sys
-
     from numba.core.caching import NullCache
-    from numba.core.dispatcher import Dispatcher
 
     n = 0
-    for name, module in list(sys.modules.items()):
-        if module is None or not name.startswith(prefixes):
-            continue
-        for fn in list(vars(module).values()):
-            if isinstance(fn, Dispatcher) and isinstance(fn._cache, NullCache):
-                try:
-                    fn.enable_caching()
-                    n += 1
-                except Exception:  # noqa: BLE001 - e.g. no writable cache folder: compiled per process, as before
-                    pass
+    for _, fn in _dispatchers(prefixes):
+        if isinstance(fn._cache, NullCache):
+            try:
+                fn.enable_caching()
+                n += 1
+            except Exception:  # noqa: BLE001 - e.g. no writable cache folder: compiled per process, as before
+                pass
     return n
 
 
@@ -314,22 +323,15 @@ def precompile() -> dict:
     does not draw, compiles on its first use.)
     Returns {"seconds": ..., "cached": the compiled functions whose code is now on disk, "uncached": the rest}."""
     import os
-    import sys
 
     t = time.perf_counter()
     _warm_fits()
-
-    from numba.core.dispatcher import Dispatcher
-
-    cached, uncached = [], []
-    for name, module in list(sys.modules.items()):
-        if module is None or not name.startswith(("umap", "pynndescent")):
-            continue
-        for fn_name, fn in vars(module).items():
-            if isinstance(fn, Dispatcher) and fn.signatures:
-                index = getattr(getattr(fn._cache, "_cache_file", None), "_index_path", None)
-                (cached if index and os.path.exists(index) else uncached).append(f"{name}.{fn_name}")
-    return {"seconds": time.perf_counter() - t, "cached": sorted(set(cached)), "uncached": sorted(set(uncached))}
+    cached, uncached = set(), set()
+    for name, fn in _dispatchers():
+        if fn.signatures:
+            index = getattr(getattr(fn._cache, "_cache_file", None), "_index_path", None)
+            (cached if index and os.path.exists(index) else uncached).add(name)
+    return {"seconds": time.perf_counter() - t, "cached": sorted(cached), "uncached": sorted(uncached)}
 
 
 def _warm_run() -> None:

@@ -575,13 +575,12 @@ def _epoch_key(v, now: float | None = None) -> tuple:
     blank mid-redraw). A run that ends, or another run, gets its new key at once."""
     key = (v.run_id, len(v.history), v.best_epoch, v.state in ACTIVE)
     now = time.monotonic() if now is None else now
-    held = ss.get("_epoch_key")
-    if held is not None and held[0] != key:
-        old = held[0]
-        if old[0] == key[0] and old[3] and key[3] and now - held[1] < EPOCH_CHARTS_S:
-            return old
-    if held is None or held[0] != key:
-        ss["_epoch_key"] = (key, now)
+    old, since = ss.get("_epoch_key") or (None, now)
+    if old == key:
+        return key
+    if old is not None and old[0] == key[0] and old[3] and key[3] and now - since < EPOCH_CHARTS_S:
+        return old                                   # the same run, still training: keep the charts as drawn
+    ss["_epoch_key"] = (key, now)
     return key
 
 
