@@ -135,5 +135,3 @@ def test_pick_an_example_and_compare_with_same_modality(app_url, page):
     page.wait_for_timeout(1000)  # let the thumbnails load before the screenshot
     page.screenshot(path=str(SHOTS / "acmr_search_example.png"), full_page=True)
 
-
-# --- inside the dashboard (app/main.py: Streamlit + the search app mounted at /gradio/) --------------------
