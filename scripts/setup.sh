@@ -7,12 +7,22 @@ cd "$(dirname "$0")/.."
 dev=0; [ "${1:-}" = "--dev" ] && dev=1
 req=requirements.txt; [ $dev = 1 ] && req=requirements-dev.txt
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "[setup] creating .venv with $($PY --version)"
-  $PY -m venv .venv
-fi
 stamp=.venv/.installed-$(cat requirements.txt "$req" | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
+  # a fresh install takes about 7 GB (torch ships its CUDA libraries) and pip unpacks wheels beside it: say so
+  # plainly rather than let pip stop half-way with "OSError: [Errno 28] No space left on device"
+  need_gb=${ACMR_SETUP_NEED_GB:-9}
+  free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+    echo "[setup] only $((free_kb / 1024 / 1024)) GB free on the disk that holds $(pwd): installing the packages" \
+         "needs about $need_gb GB. Free some space (old virtual environments, checkouts, pip's cache) and run" \
+         "this again (ACMR_SETUP_NEED_GB=0 skips this check)." >&2
+    exit 1
+  fi
+  if [ ! -x .venv/bin/python ]; then
+    echo "[setup] creating .venv with $($PY --version)"
+    $PY -m venv .venv
+  fi
   echo "[setup] installing $req into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
   touch "$stamp"
