@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh --dev
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+# pytest caches its assertion-rewritten test modules as .pyc files; with PYTHONDONTWRITEBYTECODE set (this
+# machine's shell sets it) every worker rewrote all 38 test files again at each run: about 2.7 s of collection
+unset PYTHONDONTWRITEBYTECODE
 .venv/bin/ruff check --quiet .
 PYTEST=(.venv/bin/python -m pytest)
 workers="${ACMR_TEST_WORKERS:-2}"
