@@ -751,18 +751,27 @@ def selected_items(run) -> None:
 
 # --- the search tab --------------------------------------------------------------------------------------
 
+def _search_waiting() -> bool:
+    """The newest checkpoint, or the search app itself, is still loading (both in the background at start-up)."""
+    return services.store_loading() or services.SEARCH["status"] == "loading"
+
+
 def search_status() -> None:
-    loading = services.store_loading()
+    waiting = _search_waiting()
     st.caption(f"Searching with: **{services.store_status()}**. A model trained here is handed to Search when "
                "training ends; a checkpoint you load is used at once.")
-    if ss.get("_store_was_loading") and not loading:    # loaded: one full rerun, so this stops polling
-        ss["_store_was_loading"] = False
+    if services.SEARCH["status"] == "loading":
+        st.info("The search app is still starting (Gradio is built in the background once the first page is "
+                "drawn, about 10 s on a 2-core laptop): it appears below as soon as it is ready.",
+                icon=":material/hourglass_top:")
+    if ss.get("_search_was_waiting") and not waiting:    # loaded: one full rerun, so this stops polling
+        ss["_search_was_waiting"] = False
         st.rerun(scope="app")
-    ss["_store_was_loading"] = loading
+    ss["_search_was_waiting"] = waiting
 
 
 def search_tab(live: bool) -> None:
-    st.fragment(search_status, run_every=POLL if live or services.store_loading() else None)()
+    st.fragment(search_status, run_every=POLL if live or _search_waiting() else None)()
     if services.SEARCH["status"] == "unavailable":
         st.warning(f"The search app could not be loaded: {services.SEARCH['error']}")
     st.iframe("/gradio/", height=1100)
@@ -939,3 +948,4 @@ def main() -> None:
         if tabs[4].open:
             task = ss.task
             st.fragment(checkpoints_tab, run_every=POLL if (task is not None and not task.done) or live else None)(busy)
+    services.want_search()              # the page is drawn: the search app may be built now (app/main.py)

@@ -14,8 +14,10 @@ and Gradio's analytics are off, and nothing is looked up on the network.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,7 +34,7 @@ if str(ROOT) not in sys.path:       # `streamlit run app/main.py` puts app/ on t
 
 import streamlit as st  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 
 from app import services  # noqa: E402
@@ -58,7 +60,6 @@ def _gradio_app():
         from app.search import mount_search
 
         mount_search(fastapi_app, path="/", ssr_mode=False)
-        services.SEARCH["status"] = "ready"
     except Exception as e:  # noqa: BLE001 - the dashboard still works; the Search tab says why
         import gradio as gr
 
@@ -69,7 +70,58 @@ def _gradio_app():
     return fastapi_app
 
 
-GRADIO = _gradio_app()
+class SearchMount:
+    """/gradio: the search app, built in a background thread. Importing Gradio and building the app took 8.5 s of
+    the server's 11.5 s start-up here, and built at import it held back the dashboard's first page as long. Built
+    beside the server's own start-up, it only slowed that down (one GIL: imports run one at a time). So the
+    build waits until the dashboard has drawn its first page, a client asks for /gradio, or BUILD_AFTER_S
+    have passed, whichever comes first; a request to /gradio waits until the app is ready."""
+
+    def __init__(self):
+        self.app = None
+        self._built = threading.Event()
+        self._ready: asyncio.Event | None = None
+
+    def build(self) -> None:
+        services.SEARCH_WANTED.wait(BUILD_AFTER_S)
+        try:
+            self.app = _gradio_app()
+        except Exception as e:  # noqa: BLE001 - not even the placeholder (Gradio itself would not import)
+            services.SEARCH.update(status="unavailable", error=f"{type(e).__name__}: {e}")
+        finally:
+            self._built.set()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """In the server's event loop, for the server's life: wait for the build, run Gradio's own lifespan
+        (its queue), let requests through, and end that lifespan when the server stops."""
+        self._ready = self._ready or asyncio.Event()
+        await asyncio.to_thread(self._built.wait)
+        if self.app is None:
+            self._ready.set()
+            return
+        async with self.app.router.lifespan_context(self.app):
+            if services.SEARCH["status"] == "loading":
+                services.SEARCH["status"] = "ready"
+            self._ready.set()
+            await stop.wait()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":          # run by serve(), not by the mount
+            return
+        self._ready = self._ready or asyncio.Event()
+        services.SEARCH_WANTED.set()
+        await self._ready.wait()
+        if self.app is None:
+            await PlainTextResponse(f"The search app could not be loaded: {services.SEARCH['error']}",
+                                    status_code=503)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+BUILD_AFTER_S = 20.0
+SEARCH_APP = SearchMount()
+services.SEARCH["status"] = "loading"
+threading.Thread(target=SEARCH_APP.build, daemon=True, name="acmr-search-build").start()
 
 
 async def thumb(request: Request) -> Response:
@@ -89,12 +141,17 @@ async def healthz(request: Request) -> JSONResponse:
 @asynccontextmanager
 async def lifespan(_app):
     services.start_background()        # UMAP compilation and the default dataset, in daemon threads
-    async with GRADIO.router.lifespan_context(GRADIO):
+    stop = asyncio.Event()
+    search = asyncio.create_task(SEARCH_APP.serve(stop))
+    try:
         yield
+    finally:
+        stop.set()
+        await search
 
 
 app = st.App(
     "page.py",
-    routes=[Route("/healthz", healthz), Route("/acmr/thumb/{token}/{row:int}", thumb), Mount("/gradio", app=GRADIO)],
+    routes=[Route("/healthz", healthz), Route("/acmr/thumb/{token}/{row:int}", thumb), Mount("/gradio", app=SEARCH_APP)],
     lifespan=lifespan,
 )

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import uuid
 import weakref
@@ -28,6 +29,12 @@ def checkpoints_dir() -> Path:
     return Path(os.environ.get("ACMR_CHECKPOINTS_DIR") or ROOT / "checkpoints")
 
 SEARCH: dict[str, Any] = {"status": "not mounted", "error": None}
+SEARCH_WANTED = threading.Event()    # set once the dashboard has drawn a page, or a client asked for /gradio
+
+
+def want_search() -> None:
+    """The dashboard's first page is on screen: the search app (app/main.py) may now be built."""
+    SEARCH_WANTED.set()
 
 DATASET_KINDS = {
     "shapes": "Shapes (built-in, generated offline)",
@@ -134,10 +141,10 @@ def _warm_charts() -> None:
 
 
 def health() -> dict:
-    from acmr_core.live import REGISTRY
-
+    live = sys.modules.get("acmr_core.live")      # not imported yet (torch, 3 s): no run has started
+    registry = getattr(live, "REGISTRY", None)
     runs = []
-    for r in REGISTRY.runs():
+    for r in (registry.runs() if registry is not None else []):
         v = r.view()
         runs.append({"id": v.run_id, "state": v.state, "epoch": v.epoch, "epochs": v.epochs, "step": v.global_step,
                      "steps": v.total_steps, "elapsed_s": round(v.elapsed, 1), "umap_pending": len(v.umap_pending)})

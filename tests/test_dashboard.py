@@ -6,6 +6,7 @@ from the synthetic fixture) and a tiny network keep each test to seconds.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -583,3 +584,20 @@ def test_the_default_shapes_choice_is_the_dataset_loaded_at_start_up():
 
     assert services.dataset_spec("shapes", n_pairs=services.SHAPES_PAIRS, difficulty="normal") == services.DEFAULT_SPEC
     assert services.dataset_spec("shapes", n_pairs=400).opts["n_pairs"] == 400
+
+
+def test_the_search_tab_says_the_search_app_is_still_starting_and_a_drawn_page_asks_for_it(monkeypatch):
+    """app/main.py builds the search app (Gradio, 8.5 s here) only once the dashboard has drawn a page or a client
+    asks for /gradio, so the first page is not held back: meanwhile the Search tab says the app is starting."""
+    from app import services
+
+    monkeypatch.setitem(services.SEARCH, "status", "loading")
+    wanted = threading.Event()
+    monkeypatch.setattr(services, "SEARCH_WANTED", wanted)
+    at = page()
+    assert wanted.is_set()                                    # the page was drawn: the build may start
+    open_tab(at, "Search")
+    assert any("still starting" in i.value for i in at.info), texts(at)
+    monkeypatch.setitem(services.SEARCH, "status", "ready")
+    at.run()
+    assert not any("still starting" in i.value for i in at.info)
