@@ -51,12 +51,21 @@ def ranked_relevance(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
     mantissa bit, the rows are sorted by value, and the bit is read back. Setting that bit moves a score by at
     most one unit in the last place, so the ranking equals the argsort's except among scores that far apart
     or closer (near-ties, whose order an argsort leaves arbitrary too). Deterministic for the same input."""
-    key = -np.asarray(scores, dtype=np.float32)                     # a fresh array: ascending = best first
+    key = np.negative(np.asarray(scores, dtype=np.float32), order="C")  # fresh, row-major even for a transposed
+    #                                                                   matrix (the other direction): ascending = best first
     bits = key.view(np.int32)
     bits &= ~1
     bits |= np.asarray(rel, dtype=bool)
     key.sort(axis=1)
     return (key.view(np.int32) & 1).astype(np.float32)
+
+
+def _cumsum_rows(a: np.ndarray) -> np.ndarray:
+    """Running sums along each row, through torch: numpy's row-wise cumsum does not vectorise (2.1 ms against
+    0.8 ms for 693 x 693 here)."""
+    import torch
+
+    return torch.cumsum(torch.from_numpy(np.ascontiguousarray(a)), 1).numpy()
 
 
 def average_precision(scores: np.ndarray, rel: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -66,10 +75,11 @@ def average_precision(scores: np.ndarray, rel: np.ndarray, k: int | None = None)
     r = ranked_relevance(scores, rel)
     if k is not None:
         r = r[:, :k]
-    hits = r.cumsum(1)
-    ranks = np.arange(1, r.shape[1] + 1, dtype=np.float32)
-    n_rel = r.sum(1)
-    return np.where(n_rel > 0, (hits / ranks * r).sum(1) / np.maximum(n_rel, 1), 0.0)
+    hits = _cumsum_rows(r)
+    hits *= r                                           # j at the rank of the j-th relevant item, 0 elsewhere
+    inv_ranks = 1.0 / np.arange(1, r.shape[1] + 1, dtype=np.float32)
+    n_rel = hits.max(1)                                 # the last j: how many relevant items there are
+    return np.where(n_rel > 0, (hits @ inv_ranks) / np.maximum(n_rel, 1), 0.0)
 
 
 def mean_average_precision(queries, gallery, y_q, y_g, k: int | None = None, metric: str = "cosine") -> float:
