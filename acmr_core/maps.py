@@ -8,7 +8,7 @@ Two projections:
   PCA   milliseconds; refreshed live every epoch. `pca_frame` fits on one frame; `pca_frames` fits one
         PCA on all frames together (a shared axis system, so frames are comparable as they are).
   UMAP  seconds; computed at chosen epochs. `umap_frame` initialises each frame from the previous
-        frame's layout, `aligned_umap_frames` uses umap-learn's AlignedUMAP over a list of frames.
+        frame's layout.
 Successive frames are aligned (orthogonal Procrustes: rotation/reflection, scale and shift) onto the
 previous one, so points do not jump between frames merely because a projection's axes flipped.
 
@@ -268,34 +268,6 @@ def umap_frames(snapshots: dict[int, dict], **kw) -> dict[int, MapFrame]:
     return out
 
 
-def aligned_umap_frames(snapshots: dict[int, dict], n_neighbors: int = 15, min_dist: float = 0.1,
-                        alignment_regularisation: float = 0.01, seed: int | None = None) -> dict[int, MapFrame]:
-    """umap-learn's AlignedUMAP over all frames at once (the same points in every frame)."""
-    umap = _umap()
-    t = time.perf_counter()
-    epochs = sorted(snapshots)
-    stacked = [stack(snapshots[e]) for e in epochs]
-    if not stacked:
-        return {}
-    n = len(stacked[0][0])
-    ident = {i: i for i in range(n)}
-    kw = _umap_kwargs(n, n_neighbors, min_dist, seed)
-    kw.pop("n_jobs", None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = umap.AlignedUMAP(alignment_regularisation=alignment_regularisation, **kw)
-        model.fit([s[0] for s in stacked], relations=[ident] * (len(stacked) - 1))
-    per = (time.perf_counter() - t) / len(stacked)
-    out, prev = {}, None
-    for e, (_x, y, m, i), emb in zip(epochs, stacked, model.embeddings_):
-        c = normalize(emb)
-        if prev is not None:
-            c = procrustes_align(c, prev)
-        out[e] = MapFrame(e, c, y, m, i, "umap", per)
-        prev = c
-    return out
-
-
 # --- warm-up -----------------------------------------------------------------------------------------
 
 _warm = {"state": "idle", "seconds": None, "error": None, "started": None}
@@ -319,8 +291,7 @@ def precompile() -> dict:
     """Compile umap-learn's code for the app's maps (umap_frame's two paths, as `warm_up` does in the background),
     in this thread, and keep it in numba's on-disk cache (enable_numba_cache). `python -m acmr_core warm-up` runs
     it once after an install (scripts/setup.sh), so that no later process compiles: on the 2-core machine the
-    app's start-up warm-up took 61 s in a fresh environment, and 2 s once cached. (AlignedUMAP, which the app
-    does not draw, compiles on its first use.)
+    app's start-up warm-up took 61 s in a fresh environment, and 2 s once cached.
     Returns {"seconds": ..., "cached": the compiled functions whose code is now on disk, "uncached": the rest}."""
     import os
 

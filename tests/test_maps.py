@@ -148,12 +148,6 @@ def test_warm_up_command_leaves_the_maps_umap_code_in_numba_disk_cache(capsys):
 
 
 @pytest.mark.slow
-def test_aligned_umap_frames_cover_all_epochs():
-    frames = maps.aligned_umap_frames({0: snapshot(s=40, seed=7), 2: snapshot(s=40, seed=7, gap=0.5)}, seed=0)
-    assert sorted(frames) == [0, 2]
-    assert all(f.coords.shape == (80, 2) and np.isfinite(f.coords).all() for f in frames.values())
-
-
 @pytest.mark.slow
 def test_warm_up_reports_ready():
     maps.warm_up()
