@@ -213,14 +213,24 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
     time.sleep(1)
     pg.screenshot(path=str(shots / "04-maps-umap.png"))
 
-    # hover an image point: its picture appears beside the hover label
+    # hover an image point: its picture appears beside the hover label. The point is the image farthest from
+    # every other point (Plotly's hover takes the closest point of any trace: a text point drawn on top of the
+    # chosen image once took the hover in CI)
     pt = pg.evaluate("""() => {
         const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
             .find(g => String(g.layout.title.text || '').includes('by modality'));
-        const t = gd._fullData.find(t => t.meta && t.meta.thumb);
         const fl = gd._fullLayout, r = gd.getBoundingClientRect();
-        const k = Math.floor(t.x.length / 2);
-        return {x: r.left + fl._size.l + fl.xaxis.d2p(t.x[k]), y: r.top + fl._size.t + fl.yaxis.d2p(t.y[k])};
+        const px = (t, k) => [r.left + fl._size.l + fl.xaxis.d2p(t.x[k]), r.top + fl._size.t + fl.yaxis.d2p(t.y[k])];
+        const img = gd._fullData.find(t => t.meta && t.meta.thumb);
+        const all = gd._fullData.flatMap(t => Array.from(t.x, (_, k) => ({t, k, p: px(t, k)})));
+        let best = null, bestD = -1;
+        for (let k = 0; k < img.x.length; k++) {
+            const p = px(img, k);
+            const d = Math.min(...all.filter(o => !(o.t === img && o.k === k))
+                                      .map(o => Math.hypot(o.p[0] - p[0], o.p[1] - p[1])));
+            if (d > bestD) { bestD = d; best = p; }
+        }
+        return {x: best[0], y: best[1]};
     }""")
     pg.mouse.move(pt["x"] - 30, pt["y"] - 30)
     pg.mouse.move(pt["x"], pt["y"], steps=5)
