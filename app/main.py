@@ -118,7 +118,7 @@ class SearchMount:
         await self.app(scope, receive, send)
 
 
-BUILD_AFTER_S = 20.0
+BUILD_AFTER_S = float(os.environ.get("ACMR_SEARCH_BUILD_AFTER_S", "20"))    # with no page and no /gradio request
 SEARCH_APP = SearchMount()
 services.SEARCH["status"] = "loading"
 threading.Thread(target=SEARCH_APP.build, daemon=True, name="acmr-search-build").start()

@@ -54,7 +54,8 @@ def server(tmp_path_factory):
                     encoders=ds.encoders)
     port = free_port()
     env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(tmp / "cache"),
-               ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"), ACMR_RUNS_DIR=str(tmp / "runs"))
+               ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"), ACMR_RUNS_DIR=str(tmp / "runs"),
+               ACMR_SEARCH_BUILD_AFTER_S="600")   # built on the first page or /gradio request only, however slow
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
