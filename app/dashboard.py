@@ -948,4 +948,4 @@ def main() -> None:
         if tabs[4].open:
             task = ss.task
             st.fragment(checkpoints_tab, run_every=POLL if (task is not None and not task.done) or live else None)(busy)
-    services.want_search()              # the page is drawn: the search app may be built now (app/main.py)
+    services.client_arrived()           # the page is drawn: the deferred start-up work may begin (services.py)

@@ -74,8 +74,8 @@ class SearchMount:
     """/gradio: the search app, built in a background thread. Importing Gradio and building the app took 8.5 s of
     the server's 11.5 s start-up here, and built at import it held back the dashboard's first page as long. Built
     beside the server's own start-up, it only slowed that down (one GIL: imports run one at a time). So the
-    build waits until the dashboard has drawn its first page, a client asks for /gradio, or BUILD_AFTER_S
-    have passed, whichever comes first; a request to /gradio waits until the app is ready."""
+    build waits for the first client (services.FIRST_CLIENT: the dashboard has drawn a page, or a client asks for
+    /gradio); a request to /gradio waits until the app is ready."""
 
     def __init__(self):
         self.app = None
@@ -83,7 +83,7 @@ class SearchMount:
         self._ready: asyncio.Event | None = None
 
     def build(self) -> None:
-        services.SEARCH_WANTED.wait(BUILD_AFTER_S)
+        services.FIRST_CLIENT.wait(services.DEFER_STARTUP_S)
         try:
             self.app = _gradio_app()
         except Exception as e:  # noqa: BLE001 - not even the placeholder (Gradio itself would not import)
@@ -109,7 +109,7 @@ class SearchMount:
         if scope["type"] == "lifespan":          # run by serve(), not by the mount
             return
         self._ready = self._ready or asyncio.Event()
-        services.SEARCH_WANTED.set()
+        services.client_arrived()
         await self._ready.wait()
         if self.app is None:
             await PlainTextResponse(f"The search app could not be loaded: {services.SEARCH['error']}",
@@ -118,7 +118,6 @@ class SearchMount:
         await self.app(scope, receive, send)
 
 
-BUILD_AFTER_S = float(os.environ.get("ACMR_SEARCH_BUILD_AFTER_S", "20"))    # with no page and no /gradio request
 SEARCH_APP = SearchMount()
 services.SEARCH["status"] = "loading"
 threading.Thread(target=SEARCH_APP.build, daemon=True, name="acmr-search-build").start()

@@ -586,16 +586,17 @@ def test_the_default_shapes_choice_is_the_dataset_loaded_at_start_up():
     assert services.dataset_spec("shapes", n_pairs=400).opts["n_pairs"] == 400
 
 
-def test_the_search_tab_says_the_search_app_is_still_starting_and_a_drawn_page_asks_for_it(monkeypatch):
-    """app/main.py builds the search app (Gradio, 8.5 s here) only once the dashboard has drawn a page or a client
-    asks for /gradio, so the first page is not held back: meanwhile the Search tab says the app is starting."""
+def test_the_search_tab_says_the_search_app_is_still_starting_and_a_drawn_page_lets_start_up_work_begin(monkeypatch):
+    """The start-up work (app/main.py's search app build, Gradio: 8.5 s here; services.start_background's warm-ups)
+    waits until the dashboard has drawn a page or a client asks for /gradio, so the first page is not held back:
+    meanwhile the Search tab says the app is starting."""
     from app import services
 
     monkeypatch.setitem(services.SEARCH, "status", "loading")
-    wanted = threading.Event()
-    monkeypatch.setattr(services, "SEARCH_WANTED", wanted)
+    first = threading.Event()
+    monkeypatch.setattr(services, "FIRST_CLIENT", first)
     at = page()
-    assert wanted.is_set()                                    # the page was drawn: the build may start
+    assert first.is_set()                                     # the page was drawn: the deferred work may begin
     open_tab(at, "Search")
     assert any("still starting" in i.value for i in at.info), texts(at)
     monkeypatch.setitem(services.SEARCH, "status", "ready")

@@ -55,7 +55,7 @@ def server(tmp_path_factory):
     port = free_port()
     env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(tmp / "cache"),
                ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"), ACMR_RUNS_DIR=str(tmp / "runs"),
-               ACMR_SEARCH_BUILD_AFTER_S="600")   # built on the first page or /gradio request only, however slow
+               ACMR_DEFER_STARTUP_S="600")   # start-up work on the first page or /gradio request only
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
