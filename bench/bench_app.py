@@ -52,29 +52,27 @@ def bench_ready(timeout: float = 120, browser: bool = True) -> dict:
     proc = subprocess.Popen([PY, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = {"port": port}
+
+    def answered(name: str, path: str) -> None:
+        while get(f"http://127.0.0.1:{port}{path}") != 200:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited with code {proc.returncode}")
+            if time.perf_counter() - t0 > timeout:
+                raise RuntimeError(f"{path} did not answer within {timeout} s")
+            time.sleep(0.1)
+        out[name] = round(time.perf_counter() - t0, 2)
+
     try:
-        for name, path in (("health_s", "/_stcore/health"), ("healthz_s", "/healthz")):
-            while get(f"http://127.0.0.1:{port}{path}") != 200:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the server exited with code {proc.returncode}")
-                if time.perf_counter() - t0 > timeout:
-                    raise RuntimeError(f"{path} did not answer within {timeout} s")
-                time.sleep(0.1)
-            out[name] = round(time.perf_counter() - t0, 2)
+        answered("health_s", "/_stcore/health")
+        answered("healthz_s", "/healthz")
         if browser and have_chromium():       # what a presenter waits for: the page, drawn, with its Start button
             with chromium_context(1500, 1500) as ctx:
                 pg = ctx.new_page()
                 pg.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
                 pg.get_by_role("button", name="Start").wait_for(timeout=timeout * 1000)
                 out["first_page_s"] = round(time.perf_counter() - t0, 2)
-        for name, path in (("gradio_s", "/gradio/"), ("page_s", "/")):
-            while get(f"http://127.0.0.1:{port}{path}") != 200:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the server exited with code {proc.returncode}")
-                if time.perf_counter() - t0 > timeout:
-                    raise RuntimeError(f"{path} did not answer within {timeout} s")
-                time.sleep(0.1)
-            out[name] = round(time.perf_counter() - t0, 2)
+        answered("gradio_s", "/gradio/")
+        answered("page_s", "/")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
             out["healthz"] = json.loads(r.read())
         if browser:
