@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 # Offline hygiene. Streamlit's own settings (loopback address, no usage statistics, no file watcher) are in
@@ -81,6 +81,10 @@ class SearchMount:
         self.app = None
         self._built = threading.Event()
         self._ready: asyncio.Event | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._built.is_set()
 
     def build(self) -> None:
         services.FIRST_CLIENT.wait(services.DEFER_STARTUP_S)
@@ -146,7 +150,10 @@ async def lifespan(_app):
         yield
     finally:
         stop.set()
-        await search
+        if not SEARCH_APP.built:       # stopped before any client came: do not wait for the build to begin and end
+            search.cancel()
+        with suppress(asyncio.CancelledError):
+            await search
 
 
 app = st.App(
