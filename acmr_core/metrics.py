@@ -51,8 +51,8 @@ def ranked_relevance(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
     mantissa bit, the rows are sorted by value, and the bit is read back. Setting that bit moves a score by at
     most one unit in the last place, so the ranking equals the argsort's except among scores that far apart
     or closer (near-ties, whose order an argsort leaves arbitrary too). Deterministic for the same input."""
-    key = np.negative(np.asarray(scores, dtype=np.float32), order="C")  # fresh, row-major even for a transposed
-    #                                                                   matrix (the other direction): ascending = best first
+    # a fresh array, row-major even for a transposed matrix (the other direction): ascending = best first
+    key = np.negative(np.asarray(scores, dtype=np.float32), order="C")
     bits = key.view(np.int32)
     bits &= ~1
     bits |= np.asarray(rel, dtype=bool)

@@ -80,7 +80,7 @@ class SearchMount:
     def __init__(self):
         self.app = None
         self._built = threading.Event()
-        self._ready: asyncio.Event | None = None
+        self._ready = asyncio.Event()           # bound to the server's loop on first use, not here
 
     @property
     def built(self) -> bool:
@@ -98,7 +98,6 @@ class SearchMount:
     async def serve(self, stop: asyncio.Event) -> None:
         """In the server's event loop, for the server's life: wait for the build, run Gradio's own lifespan
         (its queue), let requests through, and end that lifespan when the server stops."""
-        self._ready = self._ready or asyncio.Event()
         await asyncio.to_thread(self._built.wait)
         if self.app is None:
             self._ready.set()
@@ -112,7 +111,6 @@ class SearchMount:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":          # run by serve(), not by the mount
             return
-        self._ready = self._ready or asyncio.Event()
         services.client_arrived()
         await self._ready.wait()
         if self.app is None:

@@ -31,7 +31,7 @@ def checkpoints_dir() -> Path:
 SEARCH: dict[str, Any] = {"status": "not mounted", "error": None}
 # The start-up work (the search app's build in app/main.py, and start_background's below) waits for the first
 # client: a page the dashboard has drawn, or a request to /gradio; at the latest DEFER_STARTUP_S after start. Run
-# beside the first page, it held that page back (one GIL): the page took 19.7-20.9 s from launch, 8.9-10.1 s now.
+# beside the first page, it held that page back (one GIL): the page took 19.7-20.9 s from launch, 8.2-8.5 s now.
 FIRST_CLIENT = threading.Event()
 DEFER_STARTUP_S = float(os.environ.get("ACMR_DEFER_STARTUP_S", "20"))
 
