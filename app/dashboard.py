@@ -32,6 +32,7 @@ from acmr_core.recorder import StoredRun  # noqa: E402
 from acmr_core.runs import find_run, list_runs, runs_root  # noqa: E402
 from app import charts, compare, embedding_export, services, wording  # noqa: E402
 from app.dashboard_defaults import DEFAULTS, DEMO, EXPLAIN, FIELD_GROUPS, TABS  # noqa: E402
+from app.live_chart import live_chart  # noqa: E402
 
 CARD_H = 118
 POLL = float(os.environ.get("ACMR_POLL_S", "1.0"))   # seconds between live redraws while something runs
@@ -564,7 +565,7 @@ _CHART_KEYS = {"modality_classifier": "disc"}     # element keys the browser tes
 
 def _chart(figs: dict, name: str) -> None:
     """One live chart and its teaching text below it."""
-    st.plotly_chart(figs[name], config=charts.PLOT_CONFIG, key=f"fig_{_CHART_KEYS.get(name, name)}")
+    live_chart(figs[name], key=f"fig_{_CHART_KEYS.get(name, name)}", config=charts.PLOT_CONFIG)
     explain(name)
 
 
@@ -660,15 +661,13 @@ def maps_tab() -> None:
     if layout == "Side by side":
         a, b = st.columns(2)
         with a:
-            st.plotly_chart(charts.embedding_map(frame, "modality", names, caps, ranges=ranges, thumb_prefix=thumbs,
-                                                 title=f"{method}, epoch {epoch}: by modality"),
-                            config=charts.MAP_CONFIG, key="fig_map_mod", on_select="rerun",
-                            selection_mode=("points", "box", "lasso"))
+            live_chart(charts.embedding_map(frame, "modality", names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                            title=f"{method}, epoch {epoch}: by modality"),
+                       key="fig_map_mod", config=charts.MAP_CONFIG, select=True)
         with b:
-            st.plotly_chart(charts.embedding_map(frame, "class", names, caps, ranges=ranges, thumb_prefix=thumbs,
-                                                 title=f"{method}, epoch {epoch}: by class"),
-                            config=charts.MAP_CONFIG, key="fig_map_cls", on_select="rerun",
-                            selection_mode=("points", "box", "lasso"))
+            live_chart(charts.embedding_map(frame, "class", names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                            title=f"{method}, epoch {epoch}: by class"),
+                       key="fig_map_cls", config=charts.MAP_CONFIG, select=True)
     else:
         before = frames[epochs[0]]
         with st.container():
@@ -677,14 +676,13 @@ def maps_tab() -> None:
                            "(or switch “Follow live” on).")
         a, b = st.columns(2)
         with a:
-            st.plotly_chart(charts.embedding_map(before, colour, names, caps, ranges=ranges, thumb_prefix=thumbs,
-                                                 title=f"{method} · before: epoch {before.epoch} (by {colour})"),
-                            config=charts.MAP_CONFIG, key="fig_map_before")
+            live_chart(charts.embedding_map(before, colour, names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                            title=f"{method} · before: epoch {before.epoch} (by {colour})"),
+                       key="fig_map_before", config=charts.MAP_CONFIG)
         with b:
-            st.plotly_chart(charts.embedding_map(frame, colour, names, caps, ranges=ranges, thumb_prefix=thumbs,
-                                                 title=f"{method} · after: epoch {epoch} (by {colour})"),
-                            config=charts.MAP_CONFIG, key="fig_map_after", on_select="rerun",
-                            selection_mode=("points", "box", "lasso"))
+            live_chart(charts.embedding_map(frame, colour, names, caps, ranges=ranges, thumb_prefix=thumbs,
+                                            title=f"{method} · after: epoch {epoch} (by {colour})"),
+                       key="fig_map_after", config=charts.MAP_CONFIG, select=True)
     st.caption(f"{frame.n_pairs} validation pairs ({2 * frame.n_pairs} points). Hover a point for its class and "
                "caption" + (" (and, for an image, the picture)" if thumbs else "") + "; click or lasso points to "
                "list the items below. Drag to pan, scroll to zoom, double-click to reset the view.")

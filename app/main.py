@@ -4,6 +4,7 @@
   /gradio/     the Gradio search app (app/search.py), shown inside the dashboard's Search tab
   /healthz     a small JSON health check (Streamlit's own is /_stcore/health)
   /acmr/thumb/ small PNGs of the raw images shown in the maps (hover thumbnails)
+  /acmr/plotly.min.js  plotly.js from the plotly package, for the live charts (app/live_chart.py)
 
 Streamlit detects the `st.App` below and runs it with uvicorn; Gradio is mounted as an extra Starlette
 route, and its lifespan is chained into the app's lifespan (mounted sub-apps' lifespans do not run on
@@ -34,7 +35,7 @@ if str(ROOT) not in sys.path:       # `streamlit run app/main.py` puts app/ on t
 
 import streamlit as st  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 
 from app import services  # noqa: E402
@@ -135,6 +136,13 @@ async def thumb(request: Request) -> Response:
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
+async def plotly_js(request: Request) -> Response:
+    """plotly.js from the plotly package, for the charts that update in place (app/live_chart.py): offline."""
+    from app.live_chart import PLOTLY_JS
+
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "uptime_s": round(time.time() - STARTED, 2), **services.health()})
 
@@ -156,6 +164,7 @@ async def lifespan(_app):
 
 app = st.App(
     "page.py",
-    routes=[Route("/healthz", healthz), Route("/acmr/thumb/{token}/{row:int}", thumb), Mount("/gradio", app=SEARCH_APP)],
+    routes=[Route("/healthz", healthz), Route("/acmr/thumb/{token}/{row:int}", thumb),
+            Route("/acmr/plotly.min.js", plotly_js), Mount("/gradio", app=SEARCH_APP)],
     lifespan=lifespan,
 )

@@ -106,6 +106,15 @@ def texts(at) -> str:
     return "\n".join(parts)
 
 
+def live_charts(at) -> dict[str, dict]:
+    """The charts drawn by app/live_chart.py (they update in place in the browser): element key -> the figure and
+    config its script hands to Plotly.react."""
+    import json
+
+    return {e.proto.id.split("-", 2)[-1]: json.loads(json.loads(e.proto.json)) for e in at.get("bidi_component")
+            if e.proto.component_name == "acmr_live_chart"}
+
+
 def open_tab(at, label_part: str) -> None:
     from app.dashboard_defaults import TABS
 
@@ -157,7 +166,11 @@ def test_start_trains_live_then_finishes_and_unlocks(features_file):
     assert at.number_input(key="cfg_lr").disabled and at.selectbox(key="ds_kind").disabled
     steps_seen = run.view().global_step
     wait(at, lambda a: run.view().global_step > steps_seen + 5, what="more steps")
-    assert len(at.get("plotly_chart")) >= 6                   # the live charts
+    charts = live_charts(at)                                  # the live charts, by their element keys
+    assert set(charts) == {"fig_losses", "fig_disc", "fig_map", "fig_probe", "fig_mixing", "fig_gap", "fig_grl"}
+    assert charts["fig_losses"]["layout"]["title"]["text"].startswith("Losses during training")
+    assert max(len(arr(t["x"])) for t in charts["fig_losses"]["data"]) > 0   # points drawn while it trains
+    assert charts["fig_losses"]["config"]["displaylogo"] is False
     run.stop()
     wait(at, lambda a: state(a) == "stopped", what="stopped")
     assert not at.button(key="btn_start").disabled and not at.number_input(key="cfg_lr").disabled
@@ -334,8 +347,7 @@ def test_maps_tab_shows_both_colourings_and_scrubs(features_file):
     at.run()
 
     def titles():
-        import json
-        return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+        return [c["layout"]["title"]["text"] for c in live_charts(at).values()]
 
     assert titles() == ["PCA, epoch 3: by modality", "PCA, epoch 3: by class"]   # follows the newest epoch
     assert at.select_slider(key="map_at_PCA_3").disabled                        # following: read-only

@@ -138,6 +138,7 @@ def test_app_serves_health_and_search_on_one_port(server):
     # drawn or /gradio is asked for), so the first page is not held back by it
     assert server["health_at_start"]["status"] == "ok" and server["health_at_start"]["search"] == "loading"
     assert _get(server["url"] + "_stcore/health") == 200
+    assert _get(server["url"] + "acmr/plotly.min.js") == 200     # plotly.js for the live charts, from the package
     with urllib.request.urlopen(server["url"] + "gradio/", timeout=120) as r:    # waits for the build
         assert r.status == 200                  # the Gradio search app, mounted in the same process
     with urllib.request.urlopen(server["url"] + "healthz") as r:
@@ -239,6 +240,9 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
         const i = t && t.querySelector('img'); return t && t.style.display === 'block' && i.complete &&
         i.naturalWidth > 0; }"""), 20, "the hover thumbnail")
     pg.screenshot(path=str(shots / "05-map-hover-thumbnail.png"))
+    # click it: the pair is listed below the maps (the chart sends its selection back to the server)
+    pg.mouse.click(pt["x"], pt["y"])
+    pg.get_by_text("Selected: 1 pair(s)").first.wait_for(timeout=30_000)
 
     # scrub: stop following the newest epoch, go back to the untrained model (epoch 0)
     pg.get_by_text("Follow live", exact=True).click()
