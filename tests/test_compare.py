@@ -198,8 +198,8 @@ def test_dashboard_shows_mixing_live_and_offers_the_embedding_downloads(tmp_path
     cards = {m.label: m for m in at.metric}
     assert cards["kNN mixing"].value == f"{hist[-1]['mixing']:.3f}" and "10 nearest" in cards["kNN mixing"].help
     assert cards["Modality probe"].value == f"{hist[-1]['probe']:.3f}" and "held-out" in cards["Modality probe"].help
-    import json
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    from tests.test_dashboard import live_charts
+    titles = [c["layout"]["title"]["text"] for c in live_charts(at).values()]
     assert "kNN modality mixing" in titles and "Modality probe" in titles
     open_tab(at, "Checkpoints")
     keys = {getattr(d, "key", None) or d.proto.id for d in at.get("download_button")}
