@@ -23,10 +23,16 @@ done
 # The whole suite in two phases: everything but the browser tests on two workers, then the browser tests in one
 # process with the machine to themselves. They wait on live pages, and with the other worker's tests beside them
 # a page could lag a short training run by 15 s (a CI failure, once).
+# The browser phase collects only tests/*_browser.py (collecting all 40 test files to deselect them took 7 s;
+# tests/conftest.py refuses a browser test anywhere else), unless you name test files or tests yourself.
+browser_files=(tests/*_browser.py)
+for a in "$@"; do
+  case "$a" in tests/*|*.py|*::*) browser_files=() ;; esac
+done
 rc=0
 "${PYTEST[@]}" -n "$workers" --dist loadfile -m "not browser" "$@" || rc=$?
 rc2=0
-"${PYTEST[@]}" -m browser "$@" || rc2=$?
+"${PYTEST[@]}" -m browser "$@" "${browser_files[@]}" || rc2=$?
 # 5 = no test selected in a phase (e.g. -k named tests of one kind only): fine if the other phase ran some
 for r in "$rc" "$rc2"; do
   if [ "$r" != 0 ] && [ "$r" != 5 ]; then exit "$r"; fi

@@ -69,5 +69,8 @@ def pytest_collection_modifyitems(config, items):
     once), and every browser test runs on the same worker, one after another, so two browser tests never
     compete for the CPU while they wait on a live page."""
     for item in items:
+        if item.get_closest_marker("browser") and not item.path.stem.endswith("_browser"):
+            raise pytest.UsageError(f"{item.nodeid}: browser tests live in tests/*_browser.py (run-tests.sh's "
+                                    "browser phase collects only those files)")
         group = "browser" if item.get_closest_marker("browser") else item.path.stem
         item.add_marker(pytest.mark.xdist_group(group))
