@@ -759,8 +759,9 @@ def search_status() -> None:
     st.caption(f"Searching with: **{services.store_status()}**. A model trained here is handed to Search when "
                "training ends; a checkpoint you load is used at once.")
     if services.SEARCH["status"] == "loading":
-        st.info("The search app is still starting (Gradio is built in the background once the first page is "
-                "drawn, about 10 s on a 2-core laptop): it appears below as soon as it is ready.",
+        st.info("The search app is still starting (Gradio is built in the background, and opening this tab starts "
+                "it even while a run trains: about 10 s on a 2-core laptop). It appears below as soon as it is "
+                "ready.",
                 icon=":material/hourglass_top:")
     if ss.get("_search_was_waiting") and not waiting:    # loaded: one full rerun, so this stops polling
         ss["_search_was_waiting"] = False

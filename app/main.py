@@ -76,7 +76,8 @@ class SearchMount:
     the server's 11.5 s start-up here, and built at import it held back the dashboard's first page as long. Built
     beside the server's own start-up, it only slowed that down (one GIL: imports run one at a time). So the
     build waits for the first client (services.FIRST_CLIENT: the dashboard has drawn a page, or a client asks for
-    /gradio); a request to /gradio waits until the app is ready."""
+    /gradio), and then for a moment without training (services.wait_to_build_search); a request to /gradio
+    builds it at once and waits until the app is ready."""
 
     def __init__(self):
         self.app = None
@@ -89,6 +90,7 @@ class SearchMount:
 
     def build(self) -> None:
         services.FIRST_CLIENT.wait(services.DEFER_STARTUP_S)
+        services.wait_to_build_search()          # not beside a run that just started, unless Search is asked for
         try:
             self.app = _gradio_app()
         except Exception as e:  # noqa: BLE001 - not even the placeholder (Gradio itself would not import)
@@ -113,6 +115,7 @@ class SearchMount:
         if scope["type"] == "lifespan":          # run by serve(), not by the mount
             return
         services.client_arrived()
+        services.SEARCH_WANTED.set()
         await self._ready.wait()
         if self.app is None:
             await PlainTextResponse(f"The search app could not be loaded: {services.SEARCH['error']}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -39,6 +40,32 @@ DEFER_STARTUP_S = float(os.environ.get("ACMR_DEFER_STARTUP_S", "20"))
 def client_arrived() -> None:
     """A page is drawn, or a client asked for the search app: the deferred start-up work may begin."""
     FIRST_CLIENT.set()
+
+
+# The search app's build (importing Gradio: 8.5 s of one core here) also waits while a run trains, unless a client
+# asks for /gradio (the Search tab does): built beside a presenter's first run, it slowed that run's first epochs.
+SEARCH_WANTED = threading.Event()
+SEARCH_QUIET_S = float(os.environ.get("ACMR_SEARCH_QUIET_S", "5"))
+
+
+def training_now() -> bool:
+    """Whether a run of this process is training (not paused, not done)."""
+    live = sys.modules.get("acmr_core.live")      # not imported yet: nothing has trained
+    registry = getattr(live, "REGISTRY", None)
+    return registry is not None and any(r.state == "running" for r in registry.runs())
+
+
+def wait_to_build_search(quiet_s: float | None = None, poll: float = 0.25) -> None:
+    """Return once the search app may be built: a client asked for it (SEARCH_WANTED), or no run has trained
+    for `quiet_s` seconds (SEARCH_QUIET_S: a presenter who presses Start soon after the page appears)."""
+    quiet_s = SEARCH_QUIET_S if quiet_s is None else quiet_s
+    calm_since = time.monotonic()
+    while not SEARCH_WANTED.is_set():
+        if training_now():
+            calm_since = time.monotonic()
+        elif time.monotonic() - calm_since >= quiet_s:
+            return
+        SEARCH_WANTED.wait(poll)
 
 DATASET_KINDS = {
     "shapes": "Shapes (built-in, generated offline)",
