@@ -11,7 +11,7 @@
             dataset, UMAP compilation) is done; (b) in this process, same code path (acmr_core.live.TrainingRun
             and its UMAP worker), no page.
 3. redraw   one live redraw during that training (target <= 300 ms): the server-side work of one poll of the
-            Training tab (build the six figures from a RunView and serialise them as Streamlit does) and of the
+            Training tab (build the figures from a RunView and serialise them as app/live_chart.py does) and of the
             Maps tab (two map figures), sampled while training runs; plus one full page run in AppTest.
 4. umap     one UMAP frame of 2,000 points (1,000 pairs x 200-d embeddings) after warm-up (target <= 5 s),
             from scratch and initialised from a previous frame.
@@ -138,11 +138,11 @@ def bench_browser_run(url: str, timeout: float = 600) -> dict:
 
 
 def _serialise(fig) -> float:
-    """What st.plotly_chart does with a figure, timed (plotly's JSON encoder)."""
-    import plotly.io as pio
+    """What the live charts do with a figure before they send it (app/live_chart.py: plotly's JSON encoder), timed."""
+    from app.live_chart import figure_json
 
     t = time.perf_counter()
-    pio.to_json(fig, validate=False)
+    figure_json(fig, {})
     return time.perf_counter() - t
 
 
