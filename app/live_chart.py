@@ -52,7 +52,8 @@ export default function (component) {
     parentElement.appendChild(div);
   }
   div.__acmrSet = setStateValue;
-  if (div.__acmrSpec === data) return () => {};
+  const purge = () => { if (window.Plotly && div.classList.contains('js-plotly-plot')) window.Plotly.purge(div); };
+  if (div.__acmrSpec === data) return purge;          // the same figure again: nothing to draw
   div.__acmrSpec = data;
   const fig = JSON.parse(data);
   if (!div.classList.contains('js-plotly-plot')) div.style.height = (fig.layout.height || 300) + 'px';
@@ -70,7 +71,7 @@ export default function (component) {
   }).catch((e) => {
     div.textContent = 'This chart could not be drawn: ' + e.message + '. Reload the page.';
   });
-  return () => { if (window.Plotly && div.classList.contains('js-plotly-plot')) window.Plotly.purge(div); };
+  return purge;                                      // on unmount: Plotly's listeners go with the chart
 }
 """ % {"route": json.dumps(PLOTLY_JS_ROUTE)}
 
