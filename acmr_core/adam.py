@@ -30,25 +30,22 @@ def _adam_step_body():
     return body if ok and body is not torch.optim.Adam.step else None
 
 
-def _preset_disable_dynamo_caches() -> int:
-    """How many torch.optim wrappers were given their cache entry (0 if torch's wrapper changed shape)."""
+def _preset_disable_dynamo_caches() -> None:
+    """Give each `_disable_dynamo` wrapper of torch.optim its cache entry (none if torch's wrapper changed shape)."""
     from torch._compile import _disable_dynamo
 
     wrapper_code = _disable_dynamo(lambda: None).__code__
     optimizer_module = importlib.import_module("torch.optim.optimizer")
-    n = 0
     for owner in (optimizer_module, optimizer_module.Optimizer):
         for fn in list(vars(owner).values()):
             inner = getattr(fn, "__wrapped__", None)
-            if getattr(fn, "__code__", None) is wrapper_code and inner is not None:
-                if getattr(inner, "__dynamo_disable", None) is None:
-                    inner.__dynamo_disable = inner    # what the wrapper calls; torch._dynamo.disable(f) is f outside compile
-                n += 1
-    return n
+            if getattr(fn, "__code__", None) is wrapper_code and inner is not None \
+                    and getattr(inner, "__dynamo_disable", None) is None:
+                inner.__dynamo_disable = inner    # what the wrapper calls; torch._dynamo.disable(f) is f outside compile
 
 
 _STEP = _adam_step_body()
-PRESET = _preset_disable_dynamo_caches()
+_preset_disable_dynamo_caches()
 
 
 class Adam(torch.optim.Adam):

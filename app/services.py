@@ -48,11 +48,16 @@ SEARCH_WANTED = threading.Event()
 SEARCH_QUIET_S = float(os.environ.get("ACMR_SEARCH_QUIET_S", "5"))
 
 
+def _live_runs() -> list:
+    """The runs of this process (acmr_core.live.REGISTRY), without importing it: not imported yet (torch, 3 s)
+    means no run has started."""
+    registry = getattr(sys.modules.get("acmr_core.live"), "REGISTRY", None)
+    return registry.runs() if registry is not None else []
+
+
 def training_now() -> bool:
     """Whether a run of this process is training (not paused, not done)."""
-    live = sys.modules.get("acmr_core.live")      # not imported yet: nothing has trained
-    registry = getattr(live, "REGISTRY", None)
-    return registry is not None and any(r.state == "running" for r in registry.runs())
+    return any(r.state == "running" for r in _live_runs())
 
 
 def wait_to_build_search(quiet_s: float | None = None, poll: float = 0.25) -> None:
@@ -177,10 +182,8 @@ def _warm_charts() -> None:
 
 
 def health() -> dict:
-    live = sys.modules.get("acmr_core.live")      # not imported yet (torch, 3 s): no run has started
-    registry = getattr(live, "REGISTRY", None)
     runs = []
-    for r in (registry.runs() if registry is not None else []):
+    for r in _live_runs():
         v = r.view()
         runs.append({"id": v.run_id, "state": v.state, "epoch": v.epoch, "epochs": v.epochs, "step": v.global_step,
                      "steps": v.total_steps, "elapsed_s": round(v.elapsed, 1), "umap_pending": len(v.umap_pending)})
