@@ -34,15 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 PY = sys.executable
 
-from browser import MISSING, chromium_context, free_port, have_chromium, stop_process  # noqa: E402  (tests/browser.py)
-
-
-def get(url: str, timeout: float = 2.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status
-    except Exception:
-        return 0
+from browser import MISSING, chromium_context, free_port, have_chromium, http_status, stop_process  # noqa: E402  (tests/browser.py)
 
 
 def bench_ready(timeout: float = 120, browser: bool = True) -> dict:
@@ -54,7 +46,7 @@ def bench_ready(timeout: float = 120, browser: bool = True) -> dict:
     out = {"port": port}
 
     def answered(name: str, path: str) -> None:
-        while get(f"http://127.0.0.1:{port}{path}") != 200:
+        while http_status(f"http://127.0.0.1:{port}{path}") != 200:
             if proc.poll() is not None:
                 raise RuntimeError(f"the server exited with code {proc.returncode}")
             if time.perf_counter() - t0 > timeout:

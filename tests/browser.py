@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import socket
 import tempfile
+import urllib.request
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -17,6 +18,15 @@ MISSING = f"Chromium not found at {CHROMIUM}: run `apt-get update && apt-get ins
 
 def have_chromium() -> bool:
     return Path(CHROMIUM).exists()
+
+
+def http_status(url: str, timeout: float = 2.0) -> int:
+    """The HTTP status a GET of `url` answers with; 0 while nothing answers (a server still starting)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except Exception:  # noqa: BLE001 - not up yet, or an error status
+        return 0
 
 
 def free_port() -> int:

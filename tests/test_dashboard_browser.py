@@ -20,7 +20,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import MISSING, chromium_context, free_port, have_chromium, progress_text, set_number, star, stop_process
+from browser import (
+    MISSING,
+    chromium_context,
+    free_port,
+    have_chromium,
+    http_status,
+    progress_text,
+    set_number,
+    star,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,14 +38,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not have_chromium(), reason=MISSING),
 ]
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status
-    except Exception:
-        return 0
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def server(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.monotonic()
-    while _get(f"http://127.0.0.1:{port}/healthz") != 200:
+    while http_status(f"http://127.0.0.1:{port}/healthz") != 200:
         if proc.poll() is not None or time.monotonic() - t0 > 90:
             proc.kill()
             pytest.fail(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
@@ -137,8 +139,8 @@ def test_app_serves_health_and_search_on_one_port(server):
     # the dashboard answers before the search app is built (Gradio: 8.5 s here, built once the first page is
     # drawn or /gradio is asked for), so the first page is not held back by it
     assert server["health_at_start"]["status"] == "ok" and server["health_at_start"]["search"] == "loading"
-    assert _get(server["url"] + "_stcore/health") == 200
-    assert _get(server["url"] + "acmr/plotly.min.js") == 200     # plotly.js for the live charts, from the package
+    assert http_status(server["url"] + "_stcore/health") == 200
+    assert http_status(server["url"] + "acmr/plotly.min.js") == 200     # plotly.js for the live charts, from the package
     with urllib.request.urlopen(server["url"] + "gradio/", timeout=120) as r:    # waits for the build
         assert r.status == 200                  # the Gradio search app, mounted in the same process
     with urllib.request.urlopen(server["url"] + "healthz") as r:

@@ -18,22 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, FLAGS, MISSING, free_port, have_chromium, progress_text, set_number, stop_process
+from browser import CHROMIUM, FLAGS, MISSING, free_port, have_chromium, http_status, progress_text, set_number, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not have_chromium(), reason=MISSING)]
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status
-    except Exception:  # noqa: BLE001 - not up yet
-        return 0
 
 
 def start_server(tmp: Path, env: dict, log_name: str):
@@ -42,7 +33,7 @@ def start_server(tmp: Path, env: dict, log_name: str):
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.monotonic()
-    while _status(f"http://127.0.0.1:{port}/healthz") != 200:
+    while http_status(f"http://127.0.0.1:{port}/healthz") != 200:
         if proc.poll() is not None or time.monotonic() - t0 > 120:
             proc.kill()
             pytest.fail(f"the app did not start: {(tmp / log_name).read_text()[-2000:]}")
