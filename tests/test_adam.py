@@ -49,6 +49,7 @@ def test_its_state_loads_into_torch_adam_and_back():
     assert int(again.state_dict()["state"][0]["step"]) == 5
 
 
+@pytest.mark.slow          # a fresh Python process: torch's import alone takes 3 s
 def test_a_training_run_in_a_fresh_process_never_imports_torch_dynamo():
     code = """
 import sys

@@ -12,6 +12,8 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+pytestmark = pytest.mark.slow     # importing open_clip takes seconds (7 s in the quick loop here)
+
 from acmr_core.encoders import EncoderError, encoder_from_state, make_encoder  # noqa: E402
 
 TINY = {"embed_dim": 64,

@@ -59,6 +59,7 @@ def release(tmp_path_factory):
     return make_release(tmp_path_factory.mktemp("wiki"))
 
 
+@pytest.mark.slow          # builds EfficientNet-Lite0 with its weights (10 s here), as test_efficientnet.py does
 def test_the_raw_release_loads_with_the_default_encoders(release, tmp_path):
     ds = load_dataset("wikipedia_raw", data_dir=release, cache_dir=tmp_path, progress=False)
     assert ds.n == 27 and (ds.split == "test").sum() == 9 and ds.class_names == list(CATS)
