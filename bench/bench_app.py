@@ -1,6 +1,6 @@
 """Benchmark of the dashboard against the issue's targets.
 
-  .venv/bin/python bench/bench_app.py [--json out.json] [--skip-server] [--epochs N]
+  .venv/bin/python bench/bench_app.py [--json out.json] [--skip-server] [--epochs N] [--runs-dir DIR]
 
 1. ready    `streamlit run app/main.py` on a free loopback port, until /_stcore/health and /healthz answer
             (target <= 15 s) and until the mounted Gradio app answers at /gradio/.
@@ -280,7 +280,14 @@ def main() -> None:
     ap.add_argument("--skip-page", action="store_true")
     ap.add_argument("--epochs", type=int, default=None, help="override the default run's epochs")
     ap.add_argument("--no-browser", action="store_true", help="skip the run watched in Chromium")
+    ap.add_argument("--runs-dir", default=None, help="where the benchmark's runs are recorded (default: a new "
+                                                     "temporary folder, so they never join the dashboard's list)")
     args = ap.parse_args()
+    import tempfile
+
+    # the served app and the in-process runs record here (acmr_core/runs.py), and the app starts with an empty list
+    os.environ["ACMR_RUNS_DIR"] = args.runs_dir or tempfile.mkdtemp(prefix="acmr-bench-runs-")
+    print(f"runs recorded under {os.environ['ACMR_RUNS_DIR']}", file=sys.stderr)
     import torch
 
     from acmr_core.model import pick_device

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,17 @@ from acmr_core.data import CrossModalDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 WIKI = ROOT.parent / "shared" / "data" / "wikipedia"
+
+# Every run the tests train is written under a folder of this test session (of each xdist worker), never into the
+# project's runs/ (or the user's $ACMR_RUNS_DIR), where the dashboard would list it. Set here, at import, because
+# module- and session-scoped fixtures train before the per-test folder of `_runs_dir` below is set: stray runs
+# had piled up in runs/ from test_embed.py's and test_compare.py's fixtures, among others.
+SESSION_RUNS = Path(tempfile.mkdtemp(prefix="acmr-test-runs-"))
+os.environ["ACMR_RUNS_DIR"] = str(SESSION_RUNS)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(SESSION_RUNS, ignore_errors=True)
 
 
 class lazy_import:

@@ -237,3 +237,20 @@ def test_warm_up_trains_in_memory_and_leaves_no_run(tmp_path, monkeypatch):
     assert seconds > 0
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
     assert "sklearn.linear_model" in sys.modules          # the held-out probe's import is paid here, not by a Start
+
+
+@pytest.fixture(scope="module")
+def run_of_a_module_fixture():
+    """A run trained by a module-scoped fixture, with no folder named: such fixtures start before any per-test
+    setting (the autouse `_runs_dir` of conftest.py), so they see only what the session set."""
+    from acmr_core.pipeline import train_run
+
+    return train_run(make_synthetic(60), ACMRConfig(**{**SMALL, "epochs": 1}), dataset_label="synthetic")
+
+
+def test_runs_that_tests_train_never_land_in_the_projects_runs_folder(run_of_a_module_fixture):
+    folder = run_of_a_module_fixture.run.path.resolve()
+    assert run_of_a_module_fixture.state == "finished"
+    assert not folder.is_relative_to((ROOT / "runs").resolve()), folder      # the dashboard would list it
+    import conftest
+    assert folder.is_relative_to(conftest.SESSION_RUNS.resolve())
