@@ -1,6 +1,7 @@
 """Shared fixtures: a small synthetic cross-modal dataset, and the shared Wikipedia benchmark when present."""
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import shutil
@@ -15,16 +16,18 @@ from acmr_core.data import CrossModalDataset
 ROOT = Path(__file__).resolve().parents[1]
 WIKI = ROOT.parent / "shared" / "data" / "wikipedia"
 
-# Every run the tests train is written under a folder of this test session (of each xdist worker), never into the
+# Every run the tests train is written under a folder of this test session, never into the
 # project's runs/ (or the user's $ACMR_RUNS_DIR), where the dashboard would list it. Set here, at import, because
 # module- and session-scoped fixtures train before the per-test folder of `_runs_dir` below is set: stray runs
 # had piled up in runs/ from test_embed.py's and test_compare.py's fixtures, among others.
-SESSION_RUNS = Path(tempfile.mkdtemp(prefix="acmr-test-runs-"))
-os.environ["ACMR_RUNS_DIR"] = str(SESSION_RUNS)
-
-
-def pytest_unconfigure(config):
-    shutil.rmtree(SESSION_RUNS, ignore_errors=True)
+# The folder is made once per test session, by the first process that imports this file (pytest-xdist's workers
+# inherit it; a second import of this module in one process, as `from conftest import ...` can cause, reuses it),
+# and removed when that process exits.
+SESSION_KEY = "ACMR_TEST_SESSION_RUNS"
+if SESSION_KEY not in os.environ:
+    os.environ[SESSION_KEY] = tempfile.mkdtemp(prefix="acmr-test-runs-")
+    atexit.register(shutil.rmtree, os.environ[SESSION_KEY], ignore_errors=True)
+os.environ["ACMR_RUNS_DIR"] = os.environ[SESSION_KEY]
 
 
 class lazy_import:
