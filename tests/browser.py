@@ -3,6 +3,7 @@
 Debian's Chromium at /usr/bin/chromium, driven by Playwright (`run-tests.sh` installs both)."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import shutil
 import socket
@@ -14,6 +15,19 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MISSING = f"Chromium not found at {CHROMIUM}: run `apt-get update && apt-get install -y chromium`"
+
+
+_CACHE: list[Path] = []
+
+
+def shared_cache_dir() -> Path:
+    """One ACMR_CACHE_DIR for the app servers of every browser test in this process, removed at exit. Its entries
+    are keyed by what they hold (acmr_core/cache.py), so a dataset a test's page built once (shapes, 400 pairs:
+    13.7 s inside a server that is starting up) is read back by the next test's server instead of built again."""
+    if not _CACHE:
+        _CACHE.append(Path(tempfile.mkdtemp(prefix="acmr-browser-cache-")))
+        atexit.register(shutil.rmtree, _CACHE[0], ignore_errors=True)
+    return _CACHE[0]
 
 
 def have_chromium() -> bool:

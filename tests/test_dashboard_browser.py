@@ -28,6 +28,7 @@ from browser import (
     http_status,
     progress_text,
     set_number,
+    shared_cache_dir,
     star,
     stop_process,
 )
@@ -55,7 +56,7 @@ def server(tmp_path_factory):
     save_checkpoint(tmp / "checkpoints" / "cli-model", train(ds, cfg).model, cfg, ds.class_names, dataset_info=ds.info,
                     encoders=ds.encoders)
     port = free_port()
-    env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(tmp / "cache"),
+    env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(shared_cache_dir()),
                ACMR_CHECKPOINTS_DIR=str(tmp / "checkpoints"), ACMR_RUNS_DIR=str(tmp / "runs"),
                ACMR_DEFER_STARTUP_S="600")   # start-up work on the first page or /gradio request only
     log = open(tmp / "server.log", "w")

@@ -21,7 +21,18 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, FLAGS, MISSING, free_port, have_chromium, http_status, progress_text, set_number, stop_process
+from browser import (
+    CHROMIUM,
+    FLAGS,
+    MISSING,
+    free_port,
+    have_chromium,
+    http_status,
+    progress_text,
+    set_number,
+    shared_cache_dir,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not have_chromium(), reason=MISSING)]
@@ -118,7 +129,7 @@ def test_reload_second_viewer_kill_and_restart(tmp_path):
     shots = Path(os.environ.get("ACMR_SHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     runs_dir = tmp_path / "runs"
-    env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(tmp_path / "cache"), ACMR_RUNS_DIR=str(runs_dir),
+    env = dict(os.environ, ACMR_PREFETCH="0", ACMR_CACHE_DIR=str(shared_cache_dir()), ACMR_RUNS_DIR=str(runs_dir),
                ACMR_CHECKPOINTS_DIR=str(tmp_path / "checkpoints"))
     proc, url, log = start_server(tmp_path, env, "server.log")
     try:
