@@ -28,10 +28,11 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # umap-learn's numba code, compiled once into numba's disk cache: otherwise the first process after an install
-# compiles it (about a minute of CPU on a 2-core laptop) while the app starts up or the tests run
+# compiles it (about a minute of CPU on a 2-core laptop) while the app starts up or the tests run; and the
+# built-in shapes dataset the app starts with, built once into the dataset cache (22 s here)
 compiled=.venv/.umap-compiled-${stamp##*-}
 if [ ! -f "$compiled" ]; then
-  echo "[setup] compiling UMAP's code once (up to a minute)"
+  echo "[setup] compiling UMAP's code and building the built-in dataset, once (about a minute)"
   if .venv/bin/python -m acmr_core warm-up; then touch "$compiled"; fi
 fi
 if [ $dev = 1 ] && [ ! -x /usr/bin/chromium ]; then

@@ -598,6 +598,24 @@ def test_the_default_shapes_choice_is_the_dataset_loaded_at_start_up():
     assert services.dataset_spec("shapes", n_pairs=400).opts["n_pairs"] == 400
 
 
+def test_the_warm_up_builds_the_dataset_the_app_starts_with():
+    """`python -m acmr_core warm-up` (scripts/setup.sh, once after an install) builds WARM_UP_DATASET into the
+    cache: it must be the app's DEFAULT_SPEC, or the app's first start would build its own (22 s here)."""
+    import inspect
+
+    from acmr_core.__main__ import WARM_UP_DATASET
+    from acmr_core.data import DATASETS
+    from app import services
+
+    kind, opts = WARM_UP_DATASET
+    spec = services.DEFAULT_SPEC
+    defaults = {k: p.default for k, p in inspect.signature(DATASETS[kind]).parameters.items()}
+    assert spec.kind == kind
+    assert {k: v for k, v in spec.opts.items() if k != "progress"} == \
+        {k: opts.get(k, defaults[k]) for k in spec.opts if k != "progress"}
+    assert set(opts) <= set(spec.opts)              # nothing the app does not ask for
+
+
 def test_the_search_tab_says_the_search_app_is_still_starting_and_a_drawn_page_lets_start_up_work_begin(monkeypatch):
     """The start-up work (app/main.py's search app build, Gradio: 8.5 s here; services.start_background's warm-ups)
     waits until the dashboard has drawn a page or a client asks for /gradio, so the first page is not held back:

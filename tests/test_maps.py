@@ -129,18 +129,31 @@ def test_umap_compiled_code_is_kept_in_numba_disk_cache():
 
 
 @pytest.mark.slow
-def test_warm_up_command_leaves_the_maps_umap_code_in_numba_disk_cache(capsys):
+def test_warm_up_command_leaves_the_maps_umap_code_in_numba_disk_cache(capsys, tmp_path, monkeypatch):
     """`python -m acmr_core warm-up` (scripts/setup.sh runs it once after an install): the functions every map fit
     runs are compiled and their machine code is on disk, so no later process compiles them (61 s in a fresh
-    environment on the 2-core machine)."""
+    environment on the 2-core machine); and the dataset the app starts with is built into the dataset cache, so
+    the app's first start reads it (22 s to build here for the real one; a small one in this test)."""
     import os
     import re
 
-    from acmr_core.__main__ import main
+    from acmr_core import __main__ as cli
+    from acmr_core.data import load_dataset
+    from acmr_core.datasets import shapes
 
-    assert main(["warm-up"]) == 0
+    small = {"n_pairs": 40, "image_size": 32}
+    monkeypatch.setattr(cli, "WARM_UP_DATASET", ("shapes", small))
+    monkeypatch.setenv("ACMR_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli.main(["warm-up", "--quiet"]) == 0
     said = capsys.readouterr().out
     assert int(re.search(r"(\d+) functions in numba's disk cache", said).group(1)) >= 10, said
+    assert "the built-in shapes dataset: 40 pairs ready" in said, said
+
+    def no_generation(*a, **k):
+        raise AssertionError("the dataset was generated again instead of read from the cache")
+
+    monkeypatch.setattr(shapes, "generate", no_generation)
+    assert load_dataset("shapes", progress=False, **small).n == 40         # read back from the cache
     umap = maps._umap()
     for fn in (umap.umap_.smooth_knn_dist, umap.umap_.compute_membership_strengths, umap.layouts.rdist,
                umap.layouts._nb_optimize_layout_euclidean_single_epoch_parallel):
