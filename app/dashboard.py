@@ -449,6 +449,7 @@ def status_panel() -> None:
     now_live = is_live(run)
     if (v.state in DONE and ss.get("_last_state") in ACTIVE) or (ss.get("_was_live") and not now_live):
         ss["_last_state"], ss["_was_live"] = v.state, now_live
+        _LIST_CACHE.clear()             # the run picker names the state the run ended in, not "running"
         st.rerun(scope="app")
     ss["_last_state"], ss["_was_live"] = v.state, now_live
 

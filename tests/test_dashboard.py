@@ -174,6 +174,8 @@ def test_start_trains_live_then_finishes_and_unlocks(features_file):
     run.stop()
     wait(at, lambda a: state(a) == "stopped", what="stopped")
     assert not at.button(key="btn_start").disabled and not at.number_input(key="cfg_lr").disabled
+    label = next(o for o in at.selectbox(key="run_pick").options if run.run_id in o)
+    assert f"{run.run_id} · stopped · " in label, label    # the picker too, not the "running" it listed a moment ago
 
 
 @pytest.mark.slow
