@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
+import unicodedata
 
 import numpy as np
 import plotly.graph_objects as go
@@ -275,6 +277,16 @@ def class_colour(i: int) -> str:
     return CLASS_COLOURS[i % len(CLASS_COLOURS)]
 
 
+HOVER_COLUMNS = 48     # a hover label's caption lines stay this wide: wider ones ran off both sides of a map
+
+
+def _wrap(text: str, columns: int = HOVER_COLUMNS) -> list[str]:
+    """`text` in lines of at most `columns` columns (a CJK character takes two, and such text, written without
+    spaces, is cut anywhere)."""
+    wide = sum(unicodedata.east_asian_width(c) in "WF" for c in text) > len(text) / 4
+    return textwrap.wrap(text, columns // 2 if wide else columns) or [text]
+
+
 def _hover_texts(frame, class_names, captions) -> list[str]:
     out = []
     labels = frame.labels
@@ -287,11 +299,15 @@ def _hover_texts(frame, class_names, captions) -> list[str]:
         cap = None
         if captions is not None and row < len(captions):
             cap = str(captions[row])
-            cap = cap if len(cap) <= 90 else cap[:87] + "…"
+            cap = cap if len(cap) <= 140 else cap[:137] + "…"      # three lines at most
         head = f"<b>{html.escape(cname)}</b> · {mod} #{row}"
         if cap:
             what = "caption" if mod == "text" else "its caption"
-            head += f"<br>{what}: <i>{html.escape(cap)}</i>"
+            lines = _wrap(f"{what}: {cap}")
+            first = html.escape(lines[0][len(what) + 2:]) if lines[0].startswith(f"{what}: ") else None
+            body = [f"{what}: <i>{first}</i>" if first is not None else f"<i>{html.escape(lines[0])}</i>"]
+            body += [f"<i>{html.escape(ln)}</i>" for ln in lines[1:]]
+            head += "<br>" + "<br>".join(body)
         out.append(head)
     return out
 
@@ -462,11 +478,21 @@ HOVER_SCRIPT = """<script>
   img.style.cssText = "display:block;width:112px;height:112px;image-rendering:pixelated;object-fit:contain";
   tip.appendChild(img);
   document.body.appendChild(tip);
-  var mx = 0, my = 0;
+  var mx = 0, my = 0, label = null;
   function place() {
-    var x = mx - 130, y = my - 130;
-    tip.style.left = (x < 4 ? mx + 20 : x) + "px";
-    tip.style.top = (y < 4 ? my + 20 : y) + "px";
+    // above the hover label (below it if there is no room), so the picture never hides the label's text;
+    // up and to the left of the pointer while Plotly has not drawn a label yet
+    var r = label && label.isConnected && label.getBoundingClientRect();
+    var w = 122, h = 122, x, y;
+    if (r && r.width) {
+      x = Math.min(Math.max(4, r.left + (r.width - w) / 2), window.innerWidth - w - 4);
+      y = r.top - h - 6 >= 4 ? r.top - h - 6 : r.bottom + 6;
+    } else {
+      x = mx - 130 < 4 ? mx + 20 : mx - 130;
+      y = my - 130 < 4 ? my + 20 : my - 130;
+    }
+    tip.style.left = x + "px";
+    tip.style.top = y + "px";
   }
   document.addEventListener("mousemove", function (e) { mx = e.clientX; my = e.clientY;
     if (tip.style.display === "block") place(); }, true);
@@ -479,8 +505,13 @@ HOVER_SCRIPT = """<script>
       if (!m || !m.thumb) { tip.style.display = "none"; return; }
       var row = Array.isArray(p.customdata) ? p.customdata[0] : p.customdata;
       img.src = m.thumb + row;
+      label = null;
       place();
       tip.style.display = "block";
+      requestAnimationFrame(function () {          // once Plotly has drawn this point's label
+        label = gd.querySelector(".hoverlayer .hovertext");
+        place();
+      });
     });
     gd.on("plotly_unhover", function () { tip.style.display = "none"; });
   }

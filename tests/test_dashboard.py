@@ -422,6 +422,33 @@ def test_every_figure_is_valid_plotly_empty_and_full(synthetic):
     assert not re.search(r"<script[^>]+src=[\"']https?://", html)
 
 
+def test_map_hover_captions_are_wrapped_to_fit_a_map():
+    """A caption ran off both sides of a side-by-side map in one hover line (seen in a browser screenshot): the
+    hover label now breaks it into lines of at most charts.HOVER_COLUMNS columns (a CJK character counts two)."""
+    import html as html_lib
+    import re
+    import unicodedata
+
+    from acmr_core.maps import MapFrame
+    from app import charts
+
+    caps = ["The arrow towards the bottom right is yellow on a cream background. Easy to spot, and really big.",
+            "一只黄色的箭头在奶油色的背景上指向右下角，非常容易看到，而且很大的一个形状在中间", "A red heart."]
+    n = len(caps)
+    frame = MapFrame(1, np.zeros((2 * n, 2), np.float32), np.tile(np.arange(n), 2), np.repeat(["image", "text"], n),
+                     np.tile(np.arange(n), 2), "umap")
+    fig = charts.embedding_map(frame, "modality", ["arrow", "moon", "heart"], caps)
+    texts = [t for trace in fig.data for t in trace.text]
+    assert len(texts) == 2 * n
+    for t in texts:
+        lines = [html_lib.unescape(re.sub(r"<[^>]+>", "", ln)) for ln in t.split("<br>")[1:]]    # after the class line
+        said = " ".join(lines).replace("its caption: ", "").replace("caption: ", "")
+        assert said.replace(" ", "") in "".join(c.replace(" ", "") for c in caps), t           # the caption, whole
+        for ln in lines:
+            assert sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in ln) <= charts.HOVER_COLUMNS, ln
+    assert sum(len(t.split("<br>")) > 2 for t in texts) == 4          # the two long captions, on both modalities
+
+
 def test_ablation_figures_say_what_is_off(synthetic):
     from acmr_core.live import TrainingRun
     from app import charts

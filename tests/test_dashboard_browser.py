@@ -242,6 +242,17 @@ def test_train_watch_maps_and_search_in_chromium(page, server, shots):
     wait_for(pg, lambda: pg.evaluate("""() => { const t = document.getElementById('acmr-thumb-tip');
         const i = t && t.querySelector('img'); return t && t.style.display === 'block' && i.complete &&
         i.naturalWidth > 0; }"""), 20, "the hover thumbnail")
+    # the picture sits beside the hover label, not over its text (the label wraps a long caption into lines)
+    overlap = wait_for(pg, lambda: pg.evaluate("""() => {
+        const a = document.getElementById('acmr-thumb-tip').getBoundingClientRect();
+        const l = document.querySelector('.hoverlayer .hovertext');
+        if (!l) return null;
+        const b = l.getBoundingClientRect();
+        return {w: Math.max(0, Math.min(a.right, b.right) - Math.max(a.left, b.left)),
+                h: Math.max(0, Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top)),
+                lines: l.querySelectorAll('tspan.line').length};
+    }"""), 10, "the hover label")
+    assert overlap["w"] * overlap["h"] == 0 and overlap["lines"] >= 2, overlap
     pg.screenshot(path=str(shots / "05-map-hover-thumbnail.png"))
     # click it: the pair is listed below the maps (the chart sends its selection back to the server)
     pg.mouse.click(pt["x"], pt["y"])
