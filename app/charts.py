@@ -303,11 +303,9 @@ def _hover_texts(frame, class_names, captions) -> list[str]:
         head = f"<b>{html.escape(cname)}</b> · {mod} #{row}"
         if cap:
             what = "caption" if mod == "text" else "its caption"
-            lines = _wrap(f"{what}: {cap}")
-            first = html.escape(lines[0][len(what) + 2:]) if lines[0].startswith(f"{what}: ") else None
-            body = [f"{what}: <i>{first}</i>" if first is not None else f"<i>{html.escape(lines[0])}</i>"]
-            body += [f"<i>{html.escape(ln)}</i>" for ln in lines[1:]]
-            head += "<br>" + "<br>".join(body)
+            lines = _wrap(f"{what}: {cap}")              # wrapped with its label, which stays upright
+            lines[0] = lines[0][len(what) + 1:].strip()
+            head += f"<br>{what}: " + "<br>".join(f"<i>{html.escape(ln)}</i>" if ln else "" for ln in lines)
         out.append(head)
     return out
 

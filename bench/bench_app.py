@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -121,8 +122,6 @@ def bench_browser_run(url: str, timeout: float = 600) -> dict:
                 break
             time.sleep(0.25)
         time.sleep(2)
-        import tempfile
-
         shot = Path(tempfile.gettempdir()) / "acmr-bench-final-maps.png"
         pg.screenshot(path=str(shot))
         result["screenshot"] = str(shot)
@@ -283,8 +282,6 @@ def main() -> None:
     ap.add_argument("--runs-dir", default=None, help="where the benchmark's runs are recorded (default: a new "
                                                      "temporary folder, so they never join the dashboard's list)")
     args = ap.parse_args()
-    import tempfile
-
     # the served app and the in-process runs record here (acmr_core/runs.py), and the app starts with an empty list
     os.environ["ACMR_RUNS_DIR"] = args.runs_dir or tempfile.mkdtemp(prefix="acmr-bench-runs-")
     print(f"runs recorded under {os.environ['ACMR_RUNS_DIR']}", file=sys.stderr)

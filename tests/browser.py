@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import shutil
 import socket
 import tempfile
@@ -17,17 +18,14 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 MISSING = f"Chromium not found at {CHROMIUM}: run `apt-get update && apt-get install -y chromium`"
 
 
-_CACHE: list[Path] = []
-
-
+@functools.cache
 def shared_cache_dir() -> Path:
     """One ACMR_CACHE_DIR for the app servers of every browser test in this process, removed at exit. Its entries
     are keyed by what they hold (acmr_core/cache.py), so a dataset a test's page built once (shapes, 400 pairs:
     13.7 s inside a server that is starting up) is read back by the next test's server instead of built again."""
-    if not _CACHE:
-        _CACHE.append(Path(tempfile.mkdtemp(prefix="acmr-browser-cache-")))
-        atexit.register(shutil.rmtree, _CACHE[0], ignore_errors=True)
-    return _CACHE[0]
+    folder = Path(tempfile.mkdtemp(prefix="acmr-browser-cache-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def have_chromium() -> bool:
